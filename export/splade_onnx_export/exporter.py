@@ -1,0 +1,307 @@
+"""Export a Hugging Face masked-LM checkpoint to a fused SPLADE ONNX artifact.
+
+The graph computes ``act(max over real tokens of logits) `` directly: the MLM decoder's input is taken from the model
+(decoder replaced by identity), and the decoder product is done here with one extra input column that carries the
+attention mask (0 for real tokens, -1e4 for padding) against a row of ones, so padded positions come out of the GEMM far
+below any real logit and can never win the max, at no extra pass over ``[batch, seq, vocab]``. The bias is added after the
+max (it does not depend on the token), then relu and an exact log1p run on ``[batch, vocab]`` only.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import inspect
+import json
+import logging
+import os
+import shutil
+import tempfile
+import warnings
+from typing import Any, Dict, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from splade_onnx.manifest import (
+    MANIFEST_NAME,
+    MODEL_NAME,
+    OUTPUT_NAME,
+    TOKENIZER_NAME,
+    Manifest,
+    sha256_file,
+)
+
+from .reference import splade_reference
+from .samples import PARITY_TEXTS
+
+log = logging.getLogger("splade_onnx_export")
+
+MASK_BIG = 1.0e4
+DEFAULT_OPSET = 17
+
+
+class ExportParityError(RuntimeError):
+    """The exported graph does not reproduce the torch reference within tolerance."""
+
+
+def _log1p_exact(x: torch.Tensor) -> torch.Tensor:
+    # ONNX has no Log1p; log(1 + x) loses tiny x (and so the non-zero support). Kahan's trick is exact to rounding.
+    u = 1.0 + x
+    d = u - 1.0
+    safe_d = torch.where(d == 0, torch.ones_like(d), d)
+    return torch.where(d == 0, x, torch.log(u) * (x / safe_d))
+
+
+def _activate(x: torch.Tensor, activation: str) -> torch.Tensor:
+    y = _log1p_exact(torch.relu(x))
+    if activation == "log1p_log1p_relu":
+        y = _log1p_exact(y)
+    return y
+
+
+def _replace_module(root: nn.Module, target: nn.Module, new: nn.Module) -> None:
+    for name, mod in root.named_modules():
+        if mod is target and name:
+            parent_name, _, attr = name.rpartition(".")
+            setattr(root.get_submodule(parent_name) if parent_name else root, attr, new)
+            return
+    raise ValueError("output embeddings not found among the model's modules")
+
+
+class FusedSplade(nn.Module):
+    """``(input_ids, attention_mask[, token_type_ids]) -> [batch, vocab]`` SPLADE weights."""
+
+    def __init__(
+        self,
+        mlm: nn.Module,
+        *,
+        activation: str,
+        pooling: str,
+        use_token_type_ids: bool,
+        zeroed_token_ids: Sequence[int] = (),
+    ) -> None:
+        super().__init__()
+        mlm = copy.deepcopy(mlm)
+        decoder = mlm.get_output_embeddings()
+        if not isinstance(decoder, nn.Linear):
+            raise TypeError(f"unsupported MLM decoder {type(decoder).__name__}; expected nn.Linear")
+        weight = decoder.weight.detach().float()  # [V, H]
+        bias = decoder.bias.detach().float() if decoder.bias is not None else torch.zeros(weight.shape[0])
+        _replace_module(mlm, decoder, nn.Identity())
+        self.mlm = mlm
+        # [H + 1, V]: the last row multiplies the mask column.
+        w_aug = torch.cat([weight.t(), torch.ones(1, weight.shape[0])], dim=0).contiguous()
+        self.register_buffer("w_aug", w_aug)
+        self.register_buffer("bias", bias.contiguous())
+        keep = torch.ones(weight.shape[0])
+        if len(zeroed_token_ids):
+            keep[list(zeroed_token_ids)] = 0.0
+        self.register_buffer("keep", keep)
+        self.has_zeroed = bool(len(zeroed_token_ids))
+        self.activation = activation
+        self.pooling = pooling
+        self.use_token_type_ids = use_token_type_ids
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        kwargs: Dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.use_token_type_ids:
+            kwargs["token_type_ids"] = token_type_ids
+        h = self.mlm(**kwargs).logits  # decoder input, [B, S, H]
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        h_aug = torch.cat([h, (m - 1.0) * MASK_BIG], dim=-1)  # [B, S, H+1]
+        logits = torch.matmul(h_aug, self.w_aug)  # [B, S, V]; padding rows ~ -1e4
+        if self.pooling == "max":
+            w = _activate(logits.max(dim=1).values + self.bias, self.activation)
+        else:
+            w = (_activate(logits + self.bias, self.activation)).sum(dim=1)
+        if self.has_zeroed:
+            w = w * self.keep
+        return w
+
+
+def _uses_token_type_ids(mlm: nn.Module) -> bool:
+    params = inspect.signature(mlm.forward).parameters
+    tv = getattr(mlm.config, "type_vocab_size", 0) or 0
+    return "token_type_ids" in params and tv > 1
+
+
+def _versions() -> Dict[str, str]:
+    import onnx
+    import onnxruntime
+    import transformers
+
+    import splade_onnx
+
+    return {
+        "splade_onnx": splade_onnx.__version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def _special_tokens(tokenizer) -> Dict[str, Dict[str, Any]]:
+    out: Dict[str, Dict[str, Any]] = {}
+    for name in ("cls", "sep", "pad", "unk", "mask", "bos", "eos"):
+        tok = getattr(tokenizer, f"{name}_token", None)
+        if tok is not None:
+            out[name] = {"token": str(tok), "id": int(tokenizer.convert_tokens_to_ids(str(tok)))}
+    return out
+
+
+def _save_tokenizer(tokenizer, dest: str) -> None:
+    backend = getattr(tokenizer, "backend_tokenizer", None) or getattr(tokenizer, "_tokenizer", None)
+    if backend is None:
+        raise TypeError("a fast (tokenizers-backed) tokenizer is required; the source has none")
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_str(backend.to_str())
+    tok.no_truncation()
+    tok.no_padding()
+    tok.save(dest)
+
+
+def run_onnx(model_path: str, feeds: Dict[str, np.ndarray]) -> np.ndarray:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(model_path, so, providers=["CPUExecutionProvider"])
+    names = {i.name for i in sess.get_inputs()}
+    return sess.run([OUTPUT_NAME], {k: v for k, v in feeds.items() if k in names})[0]
+
+
+def _onnx_feeds(tokenizer, texts: Sequence[str], max_length: int, inputs: Sequence[str]) -> Dict[str, np.ndarray]:
+    enc = tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="np")
+    feeds = {k: np.asarray(enc[k], dtype=np.int64) for k in inputs if k in enc}
+    if "token_type_ids" in inputs and "token_type_ids" not in feeds:
+        feeds["token_type_ids"] = np.zeros_like(feeds["input_ids"])
+    return feeds
+
+
+def export(
+    source: str,
+    out_dir: str,
+    *,
+    revision: Optional[str] = None,
+    opset: int = DEFAULT_OPSET,
+    activation: str = "log1p_relu",
+    pooling: str = "max",
+    query_max_length: int = 64,
+    document_max_length: int = 256,
+    zeroed_token_ids: Sequence[int] = (),
+    tolerance: float = 1e-4,
+    parity_texts: Optional[Sequence[str]] = None,
+    overwrite: bool = False,
+    source_name: Optional[str] = None,
+) -> Manifest:
+    """Export ``source`` (a local folder or hub id) to ``out_dir`` and verify it against the torch reference.
+
+    The artifact is built in a temporary folder next to ``out_dir`` and moved into place only once parity holds, so a
+    failed export never leaves a half-written artifact that looks valid.
+    """
+    from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+
+    if os.path.exists(out_dir) and os.listdir(out_dir) and not overwrite:
+        if os.path.isfile(os.path.join(out_dir, MANIFEST_NAME)):
+            raise FileExistsError(f"{out_dir} already holds an artifact; pass overwrite=True (--overwrite)")
+        raise FileExistsError(f"{out_dir} exists and is not empty")
+
+    config = AutoConfig.from_pretrained(source, revision=revision)
+    tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, use_fast=True)
+    mlm = AutoModelForMaskedLM.from_pretrained(source, revision=revision, dtype=torch.float32)
+    mlm.eval()
+    model_max = int(min(getattr(config, "max_position_embeddings", 512) or 512, 1 << 20))
+    if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
+        model_max -= 2  # positions are offset by padding_idx + 1
+    tok_max = getattr(tokenizer, "model_max_length", None)
+    if isinstance(tok_max, int) and 0 < tok_max < model_max:
+        model_max = tok_max
+
+    use_tti = _uses_token_type_ids(mlm)
+    inputs = ["input_ids", "attention_mask"] + (["token_type_ids"] if use_tti else [])
+    wrapper = FusedSplade(
+        mlm, activation=activation, pooling=pooling, use_token_type_ids=use_tti, zeroed_token_ids=zeroed_token_ids
+    ).eval()
+
+    texts = list(parity_texts or PARITY_TEXTS)
+    parity_len = min(model_max, max(document_max_length, 128))
+    ref = splade_reference(
+        mlm, tokenizer, texts, max_length=parity_len, activation=activation, pooling=pooling,
+        zeroed_token_ids=zeroed_token_ids, batch_size=len(texts),
+    )
+
+    parent = os.path.dirname(os.path.abspath(out_dir)) or "."
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=".splade-onnx-export-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)
+    try:
+        model_path = os.path.join(work, MODEL_NAME)
+        dummy = _onnx_feeds(tokenizer, texts[:3], 32, inputs)
+        args = tuple(torch.from_numpy(dummy[k]) for k in inputs)
+        dynamic_axes = {k: {0: "batch", 1: "sequence"} for k in inputs}
+        dynamic_axes[OUTPUT_NAME] = {0: "batch"}
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer chatter about constant shapes; parity below is the real check
+            torch.onnx.export(
+                wrapper,
+                args,
+                model_path,
+                input_names=inputs,
+                output_names=[OUTPUT_NAME],
+                dynamic_axes=dynamic_axes,
+                opset_version=opset,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        _save_tokenizer(tokenizer, os.path.join(work, TOKENIZER_NAME))
+
+        got = run_onnx(model_path, _onnx_feeds(tokenizer, texts, parity_len, inputs))
+        err = float(np.max(np.abs(got - ref)))
+        support_equal = bool(np.array_equal(got > 0, ref > 0))
+        log.info("parity: max |onnx - torch| = %.3g over %d texts, support equal: %s", err, len(texts), support_equal)
+        if not (err <= tolerance):
+            raise ExportParityError(
+                f"exported graph differs from the torch reference by {err:.3g} (> {tolerance:g}); artifact not written"
+            )
+
+        manifest = Manifest(
+            source=str(source_name or source),
+            revision=revision,
+            architecture=str(config.model_type),
+            model_class=type(mlm).__name__,
+            vocab_size=int(ref.shape[1]),
+            inputs=inputs,
+            activation=activation,
+            pooling=pooling,
+            max_length={"query": int(min(query_max_length, model_max)),
+                        "document": int(min(document_max_length, model_max)), "model": int(model_max)},
+            special_tokens=_special_tokens(tokenizer),
+            pad_token_id=int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0),
+            zeroed_token_ids=[int(i) for i in zeroed_token_ids],
+            opset=opset,
+            versions=_versions(),
+            model_sha256=sha256_file(model_path),
+            model_bytes=os.path.getsize(model_path),
+            parity={
+                "max_abs_error": err,
+                "tolerance": tolerance,
+                "texts": len(texts),
+                "max_length": parity_len,
+                "support_equal": support_equal,
+                "reference": "transformers AutoModelForMaskedLM, log1p(relu(logits)) masked max over tokens",
+            },
+            extra={"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+        )
+        manifest.write(work)
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.replace(work, out_dir)
+        return manifest
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise

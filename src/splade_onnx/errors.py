@@ -1,0 +1,49 @@
+"""Exceptions raised by splade-onnx. Every message names the file or position at fault and what to do."""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+
+class SpladeOnnxError(Exception):
+    """Base class of all splade-onnx errors."""
+
+
+class ArtifactError(SpladeOnnxError, ValueError):
+    """An artifact folder (model.onnx, tokenizer.json, manifest) is missing, corrupt or incompatible."""
+
+    def __init__(self, message: str, path: Optional[str] = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class IndexFileError(SpladeOnnxError, ValueError):
+    """An index file is missing, truncated, corrupt or of an unknown format."""
+
+    def __init__(self, message: str, path: Optional[str] = None) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+class _BatchInputMixin:
+    positions: list[int]
+    results: list[Any]
+
+    def _init_batch(self, message: str, positions: Sequence[int], results: Sequence[Any]) -> str:
+        self.positions = list(positions)
+        # Vectors for every valid text of the call (None where the input was rejected), so nothing is lost.
+        self.results = list(results)
+        return message
+
+
+class TextTypeError(_BatchInputMixin, SpladeOnnxError, TypeError):
+    """A text in the batch is not a ``str``. ``.positions`` lists the bad items; ``.results`` keeps the rest."""
+
+    def __init__(self, message: str, positions: Sequence[int] = (), results: Sequence[Any] = ()) -> None:
+        super().__init__(self._init_batch(message, positions, results))
+
+
+class TextValueError(_BatchInputMixin, SpladeOnnxError, ValueError):
+    """A text is a ``str`` but cannot be encoded (empty, whitespace only, invalid Unicode)."""
+
+    def __init__(self, message: str, positions: Sequence[int] = (), results: Sequence[Any] = ()) -> None:
+        super().__init__(self._init_batch(message, positions, results))

@@ -1,0 +1,344 @@
+"""The :class:`Expander`: text in, SPLADE sparse vectors out, with onnxruntime and tokenizers only."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import warnings
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union, overload
+
+import numpy as np
+
+from .errors import ArtifactError, TextTypeError, TextValueError
+from .hub import resolve_model
+from .manifest import MODEL_NAME, OUTPUT_NAME, TOKENIZER_NAME, Manifest, sha256_file
+from .vectors import SparseVector
+
+log = logging.getLogger("splade_onnx")
+
+# Peak bytes of the [tokens x vocab] logits of one onnxruntime run; batches are split to stay under it.
+DEFAULT_LOGITS_BUDGET_MB = 128
+
+ProviderSpec = Union[str, Tuple[str, dict]]
+
+
+def _normalize_providers(providers: Optional[Sequence[ProviderSpec]]) -> List[ProviderSpec]:
+    import onnxruntime as ort
+
+    if providers is None:
+        return ["CPUExecutionProvider"]
+    if isinstance(providers, str):
+        providers = [providers]
+    aliases = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "gpu": "CUDAExecutionProvider"}
+    wanted: List[ProviderSpec] = []
+    for p in providers:
+        if isinstance(p, str):
+            wanted.append(aliases.get(p.lower(), p))
+        else:
+            wanted.append((aliases.get(p[0].lower(), p[0]), p[1]))
+    available = set(ort.get_available_providers())
+    usable = [p for p in wanted if (p if isinstance(p, str) else p[0]) in available]
+    missing = [p if isinstance(p, str) else p[0] for p in wanted if p not in usable]
+    if missing:
+        log.warning(
+            "execution provider(s) %s not available in this onnxruntime (%s has %s); falling back to %s. "
+            "For CUDA install onnxruntime-gpu instead of onnxruntime (see the README, 'GPU').",
+            ", ".join(missing), ort.__version__, ", ".join(sorted(available)),
+            ", ".join(p if isinstance(p, str) else p[0] for p in usable) or "CPUExecutionProvider",
+        )
+    if not any((p if isinstance(p, str) else p[0]) == "CPUExecutionProvider" for p in usable):
+        usable.append("CPUExecutionProvider")
+    return usable
+
+
+class Expander:
+    """Load a splade-onnx artifact and expand texts into sparse vectors.
+
+    Args:
+        model: an artifact folder (from ``splade-onnx export``) or a hub repo id holding one.
+        providers: onnxruntime execution providers, e.g. ``["CUDAExecutionProvider"]`` or ``"cuda"``;
+            CPU by default. An unavailable provider falls back to CPU with a logged warning.
+        threads: intra-op threads for onnxruntime (default: onnxruntime's choice, the physical cores).
+        batch_size: texts per batch; batches are formed from texts of similar token length.
+        logits_budget_mb: cap on the ``tokens x vocab`` float32 logits of one onnxruntime run; larger batches are
+            split so peak memory stays bounded whatever the batch size and length.
+        verify: check ``model.onnx`` against the manifest's sha256 at load.
+        revision, cache_dir, local_files_only: passed to huggingface-hub for hub repo ids.
+    """
+
+    def __init__(
+        self,
+        model: "str | os.PathLike[str]",
+        *,
+        providers: Optional[Sequence[ProviderSpec]] = None,
+        threads: Optional[int] = None,
+        batch_size: int = 32,
+        logits_budget_mb: float = DEFAULT_LOGITS_BUDGET_MB,
+        verify: bool = True,
+        revision: Optional[str] = None,
+        cache_dir: Optional[str] = None,
+        local_files_only: Optional[bool] = None,
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self.path = resolve_model(model, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        self.manifest = Manifest.read(self.path)
+        self.batch_size = batch_size
+        self.logits_budget_bytes = int(logits_budget_mb * (1 << 20))
+        model_path = os.path.join(self.path, self.manifest.files.get("model", MODEL_NAME))
+        tok_path = os.path.join(self.path, self.manifest.files.get("tokenizer", TOKENIZER_NAME))
+        for p, what in ((model_path, "ONNX graph"), (tok_path, "tokenizer")):
+            if not os.path.isfile(p):
+                raise ArtifactError(f"{what} file is missing; re-export or re-download the artifact", p)
+        if verify and self.manifest.model_sha256:
+            digest = sha256_file(model_path)
+            if digest != self.manifest.model_sha256:
+                raise ArtifactError(
+                    f"sha256 {digest[:12]}... does not match the manifest ({self.manifest.model_sha256[:12]}...): "
+                    "the file is corrupt or was replaced; re-export or re-download the artifact",
+                    model_path,
+                )
+        self._tokenizer = self._load_tokenizer(tok_path)
+        self._session = self._load_session(model_path, providers, threads)
+        self._input_names = [i.name for i in self._session.get_inputs()]
+        self._tok_by_len: Dict[int, object] = {}
+        self._tok_lock = threading.Lock()
+        self._vocab: Optional[List[str]] = None
+
+    # ----------------------------------------------------------------------------------------------- loading
+    def _load_tokenizer(self, tok_path: str):
+        from tokenizers import Tokenizer
+
+        try:
+            tok = Tokenizer.from_file(tok_path)
+        except Exception as e:  # noqa: BLE001
+            raise ArtifactError(f"tokenizer cannot be read ({e}); re-export the artifact", tok_path) from e
+        vocab_n = tok.get_vocab_size(with_added_tokens=True)
+        if vocab_n > self.manifest.vocab_size:
+            raise ArtifactError(
+                f"tokenizer has {vocab_n} tokens but the model outputs {self.manifest.vocab_size} weights; "
+                "the tokenizer does not belong to this model",
+                tok_path,
+            )
+        tok.no_padding()
+        tok.no_truncation()
+        return tok
+
+    def _load_session(self, model_path: str, providers, threads):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        if threads:
+            so.intra_op_num_threads = int(threads)
+            so.inter_op_num_threads = 1
+        try:
+            sess = ort.InferenceSession(model_path, so, providers=_normalize_providers(providers))
+        except Exception as e:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidProtobuf types
+            raise ArtifactError(
+                f"onnxruntime cannot load the graph ({type(e).__name__}: {str(e).strip()[:300]}); "
+                "the file is truncated or corrupt: re-export or re-download the artifact",
+                model_path,
+            ) from e
+        outs = sess.get_outputs()
+        names = [o.name for o in outs]
+        if names != [OUTPUT_NAME]:
+            raise ArtifactError(
+                f"graph outputs {names}, expected one output {OUTPUT_NAME!r}: this is not a fused SPLADE graph "
+                "(a plain MLM ONNX? use `splade-onnx export` or `splade-onnx fuse`)",
+                model_path,
+            )
+        shape = outs[0].shape
+        if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != self.manifest.vocab_size):
+            raise ArtifactError(
+                f"graph output shape {shape} does not match the manifest's vocab_size {self.manifest.vocab_size}",
+                model_path,
+            )
+        missing = [n for n in self.manifest.inputs if n not in [i.name for i in sess.get_inputs()]]
+        if missing:
+            raise ArtifactError(f"graph lacks inputs {missing} named in the manifest", model_path)
+        return sess
+
+    # ----------------------------------------------------------------------------------------------- properties
+    @property
+    def vocab_size(self) -> int:
+        return self.manifest.vocab_size
+
+    @property
+    def providers(self) -> List[str]:
+        """Execution providers of the onnxruntime session, in priority order."""
+        return list(self._session.get_providers())
+
+    @property
+    def max_length(self) -> Dict[str, int]:
+        return dict(self.manifest.max_length)
+
+    def _tokenizer_for(self, max_length: int):
+        tok = self._tok_by_len.get(max_length)
+        if tok is None:
+            with self._tok_lock:
+                tok = self._tok_by_len.get(max_length)
+                if tok is None:
+                    from tokenizers import Tokenizer
+
+                    tok = Tokenizer.from_str(self._tokenizer.to_str())
+                    tok.enable_truncation(max_length=max_length)
+                    self._tok_by_len[max_length] = tok
+        return tok
+
+    # ----------------------------------------------------------------------------------------------- encoding
+    @overload
+    def expand(self, texts: str, *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...) -> SparseVector: ...
+    @overload
+    def expand(
+        self, texts: Iterable[str], *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...
+    ) -> List[SparseVector]: ...
+
+    def expand(self, texts, *, max_length=None, batch_size=None):
+        """Encode texts into sparse vectors, in input order.
+
+        ``texts`` is a list (or any iterable) of strings; a single ``str`` returns a single vector.
+        ``max_length`` defaults to the manifest's document length. Longer texts are truncated with one warning per
+        call that says how many. A non-string item raises :class:`~splade_onnx.errors.TextTypeError` (a
+        ``TypeError``) and an empty, whitespace-only or invalid-Unicode one :class:`~splade_onnx.errors.TextValueError`
+        (a ``ValueError``), naming the positions; the vectors of every other text are computed and kept on the
+        exception's ``.results``.
+        """
+        if isinstance(texts, str):
+            return self.expand([texts], max_length=max_length, batch_size=batch_size)[0]
+        if isinstance(texts, (bytes, bytearray)):
+            raise TextTypeError(f"texts must be strings, got {type(texts).__name__}; decode it first", [0], [None])
+        if texts is None or not isinstance(texts, Iterable):
+            raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
+        items = list(texts)
+        if max_length is None:
+            max_length = self.manifest.max_length["document"]
+        if not isinstance(max_length, int) or max_length < 2:
+            raise ValueError(f"max_length must be an int >= 2, got {max_length!r}")
+        model_max = self.manifest.max_length.get("model")
+        if model_max and max_length > model_max:
+            raise ValueError(f"max_length {max_length} exceeds the model's window of {model_max} tokens")
+        bad_type, bad_value, good = self._validate(items)
+        results: List[Optional[SparseVector]] = [None] * len(items)
+        if good:
+            vecs = self._encode([items[i] for i in good], max_length, batch_size or self.batch_size)
+            for i, v in zip(good, vecs):
+                results[i] = v
+        if bad_type or bad_value:
+            first_type = bad_type[0] if bad_type else len(items)
+            first_value = bad_value[0][0] if bad_value else len(items)
+            parts = []
+            if bad_type:
+                parts.append(
+                    "not a str at position(s) "
+                    + ", ".join(f"{i} ({type(items[i]).__name__})" for i in bad_type[:10])
+                    + (" ..." if len(bad_type) > 10 else "")
+                )
+            if bad_value:
+                parts.append("; ".join(f"position {i}: {why}" for i, why in bad_value[:10]))
+            msg = "; ".join(parts) + ". The other texts were encoded: see the exception's .results"
+            if first_type < first_value:
+                raise TextTypeError(msg, bad_type + [i for i, _ in bad_value], results)
+            raise TextValueError(msg, [i for i, _ in bad_value] + bad_type, results)
+        return results  # type: ignore[return-value]
+
+    def encode_queries(self, texts, *, max_length: Optional[int] = None, batch_size: Optional[int] = None):
+        """:meth:`expand` with the manifest's query length."""
+        return self.expand(texts, max_length=max_length or self.manifest.max_length["query"], batch_size=batch_size)
+
+    def encode_documents(self, texts, *, max_length: Optional[int] = None, batch_size: Optional[int] = None):
+        """:meth:`expand` with the manifest's document length."""
+        return self.expand(texts, max_length=max_length or self.manifest.max_length["document"], batch_size=batch_size)
+
+    encode_query = encode_queries
+    encode_document = encode_documents
+
+    @staticmethod
+    def _validate(items: Sequence[object]):
+        bad_type: List[int] = []
+        bad_value: List[Tuple[int, str]] = []
+        good: List[int] = []
+        for i, t in enumerate(items):
+            if not isinstance(t, str):
+                bad_type.append(i)
+            elif not t.strip():
+                bad_value.append((i, "empty or whitespace-only text"))
+            else:
+                try:
+                    t.encode("utf-8")
+                except UnicodeEncodeError:
+                    bad_value.append((i, "not valid Unicode (lone surrogate); fix the text's encoding"))
+                    continue
+                good.append(i)
+        return bad_type, bad_value, good
+
+    def _encode(self, texts: List[str], max_length: int, batch_size: int) -> List[SparseVector]:
+        tok = self._tokenizer_for(max_length)
+        encodings = tok.encode_batch(texts)
+        truncated = sum(1 for e in encodings if e.overflowing)
+        if truncated:
+            warnings.warn(
+                f"{truncated} of {len(texts)} text(s) exceed max_length={max_length} tokens and were truncated; "
+                "pass a larger max_length (up to the model's window) or split long documents",
+                UserWarning,
+                stacklevel=3,
+            )
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        order = np.argsort(-lengths, kind="stable")  # longest first: the biggest allocation happens once, early
+        out: List[Optional[SparseVector]] = [None] * len(texts)
+        vocab = self.manifest.vocab_size
+        pad_id = self.manifest.pad_token_id
+        need_tti = "token_type_ids" in self._input_names
+        start = 0
+        n = len(texts)
+        while start < n:
+            seq = int(lengths[order[start]])
+            # Cap the texts of one run so its [rows x seq x vocab] float32 logits fit the budget.
+            cap = max(1, self.logits_budget_bytes // max(1, seq * vocab * 4))
+            rows = int(min(batch_size, cap, n - start))
+            idx = order[start : start + rows]
+            ids = np.full((rows, seq), pad_id, dtype=np.int64)
+            mask = np.zeros((rows, seq), dtype=np.int64)
+            for r, j in enumerate(idx):
+                e = encodings[j]
+                L = len(e.ids)
+                ids[r, :L] = e.ids
+                mask[r, :L] = 1
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if need_tti:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            dense = self._session.run([OUTPUT_NAME], feeds)[0]
+            for r, j in enumerate(idx):
+                out[j] = SparseVector.from_dense(dense[r])
+            start += rows
+        del vocab
+        return out  # type: ignore[return-value]
+
+    # ----------------------------------------------------------------------------------------------- decoding
+    @property
+    def vocab(self) -> List[str]:
+        """Token strings by id."""
+        if self._vocab is None:
+            v = [""] * self.manifest.vocab_size
+            for tok, i in self._tokenizer.get_vocab(with_added_tokens=True).items():
+                if 0 <= i < len(v):
+                    v[i] = tok
+            self._vocab = v
+        return self._vocab
+
+    def decode(self, vector: SparseVector, top_k: Optional[int] = None) -> List[Tuple[str, float]]:
+        """``[(token, weight), ...]`` heaviest first (ties by token id), like the model cards' "BOW rep"."""
+        order = np.lexsort((vector.indices, -vector.values))
+        if top_k is not None:
+            order = order[:top_k]
+        vocab = self.vocab
+        return [(vocab[int(vector.indices[i])], float(vector.values[i])) for i in order]
+
+    def to_rank_features(self, vector: SparseVector) -> Dict[str, float]:
+        """``{token: weight}``: an OpenSearch/Elasticsearch ``rank_features`` / Lucene-style document."""
+        vocab = self.vocab
+        return {vocab[int(i)]: float(w) for i, w in zip(vector.indices, vector.values)}
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return f"Expander({m.source!r}, architecture={m.architecture!r}, vocab={m.vocab_size}, providers={self.providers})"

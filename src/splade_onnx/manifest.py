@@ -1,0 +1,115 @@
+"""The artifact manifest: what an exported model folder holds and how to run it."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+from .errors import ArtifactError
+
+MANIFEST_NAME = "splade_onnx.json"
+MODEL_NAME = "model.onnx"
+TOKENIZER_NAME = "tokenizer.json"
+FORMAT = "splade-onnx"
+FORMAT_VERSION = 1
+ACTIVATIONS = ("log1p_relu", "log1p_log1p_relu")
+POOLINGS = ("max", "sum")
+OUTPUT_NAME = "sparse_weights"
+
+
+@dataclass
+class Manifest:
+    """Contents of ``splade_onnx.json`` (format version 1)."""
+
+    source: str
+    architecture: str
+    vocab_size: int
+    inputs: List[str]
+    activation: str = "log1p_relu"
+    pooling: str = "max"
+    max_length: Dict[str, int] = field(default_factory=lambda: {"query": 64, "document": 256, "model": 512})
+    special_tokens: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    pad_token_id: int = 0
+    zeroed_token_ids: List[int] = field(default_factory=list)
+    revision: Optional[str] = None
+    model_class: Optional[str] = None
+    opset: Optional[int] = None
+    versions: Dict[str, str] = field(default_factory=dict)
+    files: Dict[str, str] = field(default_factory=lambda: {"model": MODEL_NAME, "tokenizer": TOKENIZER_NAME})
+    model_sha256: Optional[str] = None
+    model_bytes: Optional[int] = None
+    parity: Dict[str, Any] = field(default_factory=dict)
+    quantization: Optional[Dict[str, Any]] = None
+    extra: Dict[str, Any] = field(default_factory=dict)
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+
+    def write(self, folder: str) -> str:
+        path = os.path.join(folder, MANIFEST_NAME)
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(self.to_json())
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def read(cls, folder: str) -> "Manifest":
+        path = os.path.join(folder, MANIFEST_NAME)
+        if not os.path.isfile(path):
+            raise ArtifactError(
+                f"no {MANIFEST_NAME} here; this folder is not a splade-onnx artifact. "
+                "Create one with `splade-onnx export MODEL OUT_DIR`.",
+                path,
+            )
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ArtifactError(f"manifest is not valid JSON ({e}); re-export the artifact.", path) from e
+        return cls.from_dict(data, path)
+
+    @classmethod
+    def from_dict(cls, data: Any, path: Optional[str] = None) -> "Manifest":
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ArtifactError("not a splade-onnx manifest (missing 'format': 'splade-onnx').", path)
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ArtifactError(
+                f"manifest format version {version!r} is not supported by this splade-onnx "
+                f"(it reads version {FORMAT_VERSION}); upgrade splade-onnx or re-export the model.",
+                path,
+            )
+        known = set(cls.__dataclass_fields__)
+        kwargs = {k: v for k, v in data.items() if k in known}
+        try:
+            m = cls(**kwargs)
+        except TypeError as e:
+            raise ArtifactError(f"manifest is missing required fields ({e}); re-export the artifact.", path) from e
+        m.validate(path)
+        return m
+
+    def validate(self, path: Optional[str] = None) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise ArtifactError(f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)}).", path)
+        if self.pooling not in POOLINGS:
+            raise ArtifactError(f"unknown pooling {self.pooling!r} (known: {', '.join(POOLINGS)}).", path)
+        if not isinstance(self.vocab_size, int) or self.vocab_size <= 0:
+            raise ArtifactError(f"invalid vocab_size {self.vocab_size!r}.", path)
+        if "input_ids" not in self.inputs or "attention_mask" not in self.inputs:
+            raise ArtifactError("manifest inputs must include input_ids and attention_mask.", path)
+
+
+def sha256_file(path: str, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()

