@@ -5,10 +5,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Expander", "SparseVector", "Manifest", "__version__"]
+__all__ = ["Expander", "SparseVector", "Manifest", "SparseIndex", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .expander import Expander
+    from .index import SparseIndex
     from .manifest import Manifest
     from .vectors import SparseVector
 
@@ -16,6 +17,7 @@ _LAZY = {
     "Expander": ".expander",
     "SparseVector": ".vectors",
     "Manifest": ".manifest",
+    "SparseIndex": ".index",
 }
 
 

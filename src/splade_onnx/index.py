@@ -1,0 +1,647 @@
+"""A numpy-only inverted index over SPLADE vectors: exact dot-product top-k, explanations, safe persistence.
+
+Layout: for every vocabulary id ``t`` the postings ``docs[indptr[t]:indptr[t+1]]`` (int32 document ordinals, ascending)
+and their weights (float32, float16, or uint8 with one global scale). Search gathers the postings of the query's terms,
+accumulates ``query_weight * doc_weight`` per document with ``np.bincount`` (float64) and selects the top k, so one
+query costs O(P + N) where P is the number of postings of its terms (the postings "touched") and N the number of
+documents (the dense accumulator and the selection).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import uuid
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .errors import IndexFileError
+from .vectors import SparseVector
+
+log = logging.getLogger("splade_onnx")
+
+INDEX_FORMAT = "splade-onnx-index"
+INDEX_FORMAT_VERSION = 1
+HEADER_NAME = "index.json"
+DTYPES = ("float32", "float16", "uint8")
+DocId = Union[str, int]
+Hit = Tuple[DocId, float]
+# When a batch of queries is scored at once, the dense [queries x docs] accumulator is capped at this many cells.
+_BATCH_CELLS = 1 << 22
+
+
+class Contribution(NamedTuple):
+    """One shared token of a query and a document (``explain``)."""
+
+    token_id: int
+    token: Optional[str]
+    query_weight: float
+    doc_weight: float
+    product: float
+
+
+def _vec_arrays(v: Any) -> Tuple[np.ndarray, np.ndarray]:
+    if isinstance(v, SparseVector):
+        return v.indices, v.values
+    if isinstance(v, dict) and "indices" in v and "values" in v:
+        return np.asarray(v["indices"], dtype=np.int64), np.asarray(v["values"], dtype=np.float32)
+    if hasattr(v, "indices") and hasattr(v, "values"):
+        return np.asarray(v.indices), np.asarray(v.values, dtype=np.float32)
+    raise TypeError(f"expected a SparseVector (or {{'indices', 'values'}}), got {type(v).__name__}")
+
+
+def _sha256(path: str, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+    return h.hexdigest()
+
+
+class _Segment:
+    """Postings of a contiguous range of document ordinals, term-major."""
+
+    __slots__ = ("indptr", "docs", "weights")
+
+    def __init__(self, indptr: np.ndarray, docs: np.ndarray, weights: np.ndarray) -> None:
+        self.indptr, self.docs, self.weights = indptr, docs, weights
+
+    @property
+    def nnz(self) -> int:
+        return int(self.docs.shape[0])
+
+
+def _invert(vocab_size: int, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, offset: int) -> _Segment:
+    """Forward CSR (docs x vocab) -> term-major postings, documents ascending within a term (stable sort)."""
+    n = indptr.shape[0] - 1
+    doc_of = np.repeat(np.arange(offset, offset + n, dtype=np.int32), np.diff(indptr))
+    # A stable sort by term keeps the documents of a term in ordinal order; with <= 65536 terms numpy radix-sorts
+    # uint16 keys in O(nnz).
+    key = indices.astype(np.uint16) if vocab_size <= 65536 else indices
+    order = np.argsort(key, kind="stable")
+    counts = np.bincount(indices, minlength=vocab_size)
+    tindptr = np.zeros(vocab_size + 1, dtype=np.int64)
+    np.cumsum(counts, out=tindptr[1:])
+    return _Segment(tindptr, doc_of[order], weights[order])
+
+
+def _merge(vocab_size: int, segs: Sequence[_Segment]) -> _Segment:
+    """Merge segments (in ordinal order) into one; postings stay ascending by document within each term."""
+    if len(segs) == 1:
+        return segs[0]
+    terms = np.concatenate([np.repeat(np.arange(vocab_size, dtype=np.int32), np.diff(s.indptr)) for s in segs])
+    docs = np.concatenate([np.asarray(s.docs) for s in segs])
+    weights = np.concatenate([np.asarray(s.weights) for s in segs])
+    key = terms.astype(np.uint16) if vocab_size <= 65536 else terms
+    order = np.argsort(key, kind="stable")
+    counts = np.bincount(terms, minlength=vocab_size)
+    tindptr = np.zeros(vocab_size + 1, dtype=np.int64)
+    np.cumsum(counts, out=tindptr[1:])
+    return _Segment(tindptr, docs[order], weights[order])
+
+
+class SparseIndex:
+    """An exact inverted index over sparse vectors, with user document ids.
+
+    Args:
+        vocab_size: number of dimensions (the model's vocabulary size).
+        dtype: storage of the document weights: ``"float32"`` (exact), ``"float16"`` (half the bytes) or
+            ``"uint8"`` (a quarter; linear quantization with one global scale fixed by the first documents added,
+            ``scale = max weight / 255``; later larger weights are clipped, with a logged warning).
+        vocab: optional token strings by id, used by :meth:`explain` and saved with the index.
+        model: optional provenance stored in the saved header, e.g. ``{"path": ..., "manifest_sha256": ...}``.
+
+    Scores are exact dot products of the query weights with the *stored* document weights (accumulated in float64).
+    Only documents sharing at least one token with the query (score > 0) are returned.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        *,
+        dtype: str = "float32",
+        vocab: Optional[Sequence[str]] = None,
+        model: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        if not isinstance(vocab_size, (int, np.integer)) or vocab_size <= 0:
+            raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if vocab is not None and len(vocab) != vocab_size:
+            raise ValueError(f"vocab has {len(vocab)} tokens but vocab_size is {vocab_size}")
+        self.vocab_size = int(vocab_size)
+        self.dtype = dtype
+        self.vocab: Optional[List[str]] = list(vocab) if vocab is not None else None
+        self.model: Dict[str, Any] = dict(model or {})
+        self.scale: Optional[float] = None  # uint8 only
+        self._segments: List[_Segment] = []
+        self._ids: List[DocId] = []
+        self._pos: Dict[DocId, int] = {}
+        self._alive = np.ones(0, dtype=bool)
+        self._n_removed = 0
+
+    # ------------------------------------------------------------------------------------------------ building
+    @classmethod
+    def from_vectors(
+        cls,
+        vectors: Iterable[Any],
+        ids: Optional[Sequence[DocId]] = None,
+        *,
+        vocab_size: Optional[int] = None,
+        dtype: str = "float32",
+        vocab: Optional[Sequence[str]] = None,
+        model: Optional[Dict[str, Any]] = None,
+    ) -> "SparseIndex":
+        """Build from :class:`SparseVector` s (e.g. ``Expander.encode_documents`` output).
+
+        ``ids`` default to ``0..n-1``. ``vocab_size`` defaults to ``len(vocab)``.
+        """
+        if vocab_size is None:
+            if vocab is None:
+                raise ValueError("pass vocab_size (e.g. expander.vocab_size) or vocab")
+            vocab_size = len(vocab)
+        idx = cls(vocab_size, dtype=dtype, vocab=vocab, model=model)
+        idx.add(vectors, ids)
+        return idx
+
+    @classmethod
+    def from_csr(
+        cls,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        ids: Optional[Sequence[DocId]] = None,
+        *,
+        vocab_size: int,
+        dtype: str = "float32",
+        vocab: Optional[Sequence[str]] = None,
+        model: Optional[Dict[str, Any]] = None,
+    ) -> "SparseIndex":
+        """Build from CSR arrays (one row per document, columns = vocabulary ids)."""
+        idx = cls(vocab_size, dtype=dtype, vocab=vocab, model=model)
+        idx.add_csr(indptr, indices, values, ids)
+        return idx
+
+    @classmethod
+    def from_expander(cls, expander: Any, texts: Sequence[str], ids: Optional[Sequence[DocId]] = None, *,
+                      dtype: str = "float32", max_length: Optional[int] = None) -> "SparseIndex":
+        """Encode ``texts`` as documents with ``expander`` and index them (vocab and model provenance included)."""
+        vecs = expander.encode_documents(list(texts), max_length=max_length)
+        model = {"path": os.path.abspath(expander.path), "manifest_sha256": _manifest_sha(expander.path),
+                 "model_sha256": expander.manifest.model_sha256}
+        return cls.from_vectors(vecs, ids, vocab_size=expander.vocab_size, dtype=dtype, vocab=expander.vocab,
+                                model=model)
+
+    def add(self, vectors: Iterable[Any], ids: Optional[Sequence[DocId]] = None) -> None:
+        """Add documents (SparseVectors). ``ids`` default to consecutive ints after the last ordinal."""
+        vecs = [_vec_arrays(v) for v in vectors]
+        lengths = np.fromiter((len(i) for i, _ in vecs), dtype=np.int64, count=len(vecs))
+        indptr = np.zeros(len(vecs) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        indices = np.concatenate([i for i, _ in vecs]) if vecs else np.zeros(0, np.int32)
+        values = np.concatenate([v for _, v in vecs]) if vecs else np.zeros(0, np.float32)
+        self.add_csr(indptr, indices, values, ids)
+
+    def add_csr(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
+                ids: Optional[Sequence[DocId]] = None) -> None:
+        """Add documents given as CSR arrays."""
+        indptr = np.asarray(indptr, dtype=np.int64)
+        indices = np.asarray(indices)
+        values = np.asarray(values, dtype=np.float32)
+        n = indptr.shape[0] - 1
+        if indptr.ndim != 1 or n < 0 or indptr[0] != 0 or np.any(np.diff(indptr) < 0):
+            raise ValueError("indptr must be 1-D, start at 0 and be non-decreasing")
+        if indices.shape != values.shape or indices.ndim != 1 or int(indptr[-1]) != indices.shape[0]:
+            raise ValueError("indices and values must be 1-D with len == indptr[-1]")
+        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= self.vocab_size):
+            raise ValueError(f"term ids must be in [0, {self.vocab_size})")
+        if values.size and not (np.all(np.isfinite(values)) and float(values.min()) >= 0):
+            raise ValueError("weights must be finite and >= 0")
+        start = len(self._ids)
+        if ids is None:
+            ids = list(range(start, start + n))
+        else:
+            ids = list(ids)
+            if len(ids) != n:
+                raise ValueError(f"{len(ids)} ids for {n} documents")
+        new_pos: Dict[DocId, int] = {}
+        for j, d in enumerate(ids):
+            if isinstance(d, (np.integer,)):
+                d = int(d)
+                ids[j] = d
+            if isinstance(d, bool) or not isinstance(d, (str, int)):
+                raise TypeError(f"document ids must be str or int, got {type(d).__name__} at position {j}")
+            if d in self._pos or d in new_pos:
+                raise ValueError(f"duplicate document id {d!r}")
+            new_pos[d] = start + j
+        if n == 0:
+            return
+        if start + n > np.iinfo(np.int32).max:
+            raise ValueError("more than 2**31-1 documents")
+        weights = self._encode_weights(values)
+        seg = _invert(self.vocab_size, indptr, indices.astype(np.int32, copy=False), weights, start)
+        self._segments.append(seg)
+        self._ids.extend(ids)
+        self._pos.update(new_pos)
+        self._alive = np.concatenate([self._alive, np.ones(n, dtype=bool)])
+        if len(self._segments) > 8:
+            self._segments = [_merge(self.vocab_size, self._segments)]
+
+    def _encode_weights(self, values: np.ndarray) -> np.ndarray:
+        if self.dtype == "float32":
+            return values.astype(np.float32, copy=False)
+        if self.dtype == "float16":
+            return values.astype(np.float16)
+        if self.scale is None:
+            vmax = float(values.max()) if values.size else 0.0
+            self.scale = (vmax / 255.0) if vmax > 0 else 1.0 / 255.0
+        q = np.rint(values / self.scale)
+        if values.size and q.max() > 255:
+            log.warning("%d weight(s) above the uint8 range (max %.3f) were clipped to %.3f",
+                        int((q > 255).sum()), float(values.max()), 255 * self.scale)
+        q = np.clip(q, 1, 255)  # a positive weight never quantizes to 0: the support is kept
+        q[values == 0] = 0
+        return q.astype(np.uint8)
+
+    def remove(self, ids: Union[DocId, Iterable[DocId]]) -> int:
+        """Remove documents by id (tombstones; :meth:`compact` or :meth:`save` drops them). Returns how many.
+
+        An unknown id raises ``KeyError``.
+        """
+        if isinstance(ids, (str, int, np.integer)):
+            ids = [ids]
+        ords = []
+        for d in ids:
+            d = int(d) if isinstance(d, np.integer) else d
+            if d not in self._pos:
+                raise KeyError(f"no document with id {d!r} in the index")
+            ords.append(self._pos.pop(d))
+        if ords:
+            self._alive[np.asarray(ords)] = False
+            self._n_removed += len(ords)
+        return len(ords)
+
+    def compact(self) -> None:
+        """Merge segments and drop removed documents (ordinals are renumbered, insertion order kept)."""
+        if not self._segments:
+            return
+        seg = _merge(self.vocab_size, self._segments)
+        if self._n_removed:
+            alive = self._alive
+            keep = alive[seg.docs]
+            new_ord = np.cumsum(alive, dtype=np.int64) - 1
+            terms = np.repeat(np.arange(self.vocab_size, dtype=np.int32), np.diff(seg.indptr))[keep]
+            counts = np.bincount(terms, minlength=self.vocab_size)
+            tindptr = np.zeros(self.vocab_size + 1, dtype=np.int64)
+            np.cumsum(counts, out=tindptr[1:])
+            seg = _Segment(tindptr, new_ord[np.asarray(seg.docs)[keep]].astype(np.int32),
+                           np.asarray(seg.weights)[keep])
+            self._ids = [d for d, a in zip(self._ids, alive.tolist()) if a]
+            self._pos = {d: i for i, d in enumerate(self._ids)}
+            self._alive = np.ones(len(self._ids), dtype=bool)
+            self._n_removed = 0
+        self._segments = [seg] if seg.nnz or self._ids else []
+
+    # ------------------------------------------------------------------------------------------------ info
+    def __len__(self) -> int:
+        """Number of (not removed) documents."""
+        return len(self._ids) - self._n_removed
+
+    def __contains__(self, doc_id: object) -> bool:
+        return doc_id in self._pos
+
+    @property
+    def ids(self) -> List[DocId]:
+        """Document ids in insertion order (removed ones excluded)."""
+        if not self._n_removed:
+            return list(self._ids)
+        return [d for d, a in zip(self._ids, self._alive.tolist()) if a]
+
+    @property
+    def nnz(self) -> int:
+        """Stored postings (removed documents' postings included until compaction)."""
+        return sum(s.nnz for s in self._segments)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(s.docs.nbytes + s.weights.nbytes + s.indptr.nbytes for s in self._segments)
+
+    def __repr__(self) -> str:
+        return f"SparseIndex(docs={len(self)}, postings={self.nnz}, vocab_size={self.vocab_size}, dtype={self.dtype!r})"
+
+    def _dequant(self, w: np.ndarray) -> np.ndarray:
+        if self.dtype == "uint8":
+            return w.astype(np.float64) * self.scale
+        return w.astype(np.float64)
+
+    def to_csr(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[DocId]]:
+        """The stored (de-quantized) document vectors as CSR arrays ``(indptr, indices, values, ids)``."""
+        if not self._segments:
+            return np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), []
+        self.compact()
+        seg = self._segments[0]
+        terms = np.repeat(np.arange(self.vocab_size, dtype=np.int32), np.diff(seg.indptr))
+        order = np.argsort(np.asarray(seg.docs), kind="stable")
+        docs = np.asarray(seg.docs)[order]
+        indptr = np.zeros(len(self._ids) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(docs, minlength=len(self._ids)), out=indptr[1:])
+        return indptr, terms[order], self._dequant(np.asarray(seg.weights)[order]).astype(np.float32), list(self._ids)
+
+    # ------------------------------------------------------------------------------------------------ search
+    def _gather(self, terms: np.ndarray, qw: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Postings of the query terms: (doc ordinals, weight products in float64)."""
+        docs_parts: List[np.ndarray] = []
+        w_parts: List[np.ndarray] = []
+        for seg in self._segments:
+            starts = seg.indptr[terms]
+            ends = seg.indptr[terms + 1]
+            lens = ends - starts
+            sel = np.flatnonzero(lens)
+            if not sel.size:
+                continue
+            docs_parts.extend(seg.docs[s:e] for s, e in zip(starts[sel].tolist(), ends[sel].tolist()))
+            w = np.concatenate([seg.weights[s:e] for s, e in zip(starts[sel].tolist(), ends[sel].tolist())])
+            w_parts.append(self._dequant(w) * np.repeat(qw[sel], lens[sel]))
+        if not docs_parts:
+            return np.zeros(0, np.int32), np.zeros(0, np.float64)
+        return np.concatenate(docs_parts), np.concatenate(w_parts)
+
+    def _query(self, q: Any, max_terms: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
+        terms, qw = _vec_arrays(q)
+        terms = np.asarray(terms, dtype=np.int64)
+        qw = np.asarray(qw, dtype=np.float64)
+        keep = (qw > 0) & (terms >= 0) & (terms < self.vocab_size)
+        terms, qw = terms[keep], qw[keep]
+        if max_terms is not None and terms.size > max_terms:
+            top = np.argsort(-qw, kind="stable")[:max_terms]
+            terms, qw = terms[top], qw[top]
+        return terms, qw
+
+    def _top(self, scores: np.ndarray, k: int) -> List[Hit]:
+        if self._n_removed:
+            scores[~self._alive] = 0.0
+        nz = np.flatnonzero(scores > 0)
+        if nz.size > k:
+            vals = scores[nz]
+            thr = np.partition(vals, nz.size - k)[nz.size - k]
+            nz = nz[vals >= thr]
+        s = scores[nz]
+        order = np.lexsort((nz, -s))[:k]  # best first, ties by insertion order
+        ids = self._ids
+        return [(ids[int(nz[i])], float(s[i])) for i in order]
+
+    def search(
+        self, queries: Any, k: int = 10, *, max_query_terms: Optional[int] = None
+    ) -> Union[List[Hit], List[List[Hit]]]:
+        """Exact top-``k`` documents by dot product: ``[(doc_id, score), ...]`` best first, ties by insertion order.
+
+        ``queries``: one SparseVector (returns one list) or a list of them (returns a list of lists; small
+        collections are scored several queries at a time). ``max_query_terms`` keeps only the heaviest query terms
+        (approximate, faster). Cost per query: O(postings of its terms + number of documents).
+        """
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive int, got {k!r}")
+        single = not isinstance(queries, (list, tuple))
+        qs = [queries] if single else list(queries)
+        n = len(self._ids)
+        out: List[List[Hit]] = []
+        if n == 0:
+            out = [[] for _ in qs]
+        else:
+            rows = max(1, _BATCH_CELLS // n)
+            for b in range(0, len(qs), rows):
+                parsed = [self._query(q, max_query_terms) for q in qs[b: b + rows]]
+                if len(parsed) == 1:
+                    d, w = self._gather(*parsed[0])
+                    out.append(self._top(self._accumulate(d, w, n), int(k)))
+                    continue
+                d_all, w_all = [], []
+                for r, (t, qw) in enumerate(parsed):
+                    d, w = self._gather(t, qw)
+                    d_all.append(d.astype(np.int64) + r * n)
+                    w_all.append(w)
+                m = len(parsed) * n
+                acc = self._accumulate(np.concatenate(d_all), np.concatenate(w_all), m).reshape(len(parsed), n)
+                out.extend(self._top(acc[r], int(k)) for r in range(len(parsed)))
+        return out[0] if single else out
+
+    @staticmethod
+    def _accumulate(docs: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
+        if docs.size and (int(docs.min()) < 0):
+            raise IndexFileError("postings hold a negative document ordinal: the index is corrupt")
+        acc = np.bincount(docs, weights=w, minlength=n)
+        if acc.shape[0] != n:
+            raise IndexFileError("postings point past the last document: the index is corrupt")
+        return acc
+
+    def explain(
+        self, query: Any, doc_id: DocId, top_k: Optional[int] = 10, *, vocab: Optional[Sequence[str]] = None
+    ) -> List[Contribution]:
+        """The tokens shared by ``query`` and document ``doc_id``: query weight, document weight and their product,
+        largest product first (ties by token id). The products sum to the document's score.
+        Token strings come from ``vocab`` or the index's own vocab (``None`` otherwise)."""
+        if isinstance(doc_id, np.integer):
+            doc_id = int(doc_id)
+        if doc_id not in self._pos:
+            raise KeyError(f"no document with id {doc_id!r} in the index")
+        o = self._pos[doc_id]
+        terms, qw = self._query(query, None)
+        vocab = vocab if vocab is not None else self.vocab
+        rows: List[Tuple[float, int, float, float]] = []
+        for seg in self._segments:
+            for t, w in zip(terms.tolist(), qw.tolist()):
+                s, e = int(seg.indptr[t]), int(seg.indptr[t + 1])
+                if s == e:
+                    continue
+                p = s + int(np.searchsorted(seg.docs[s:e], o))
+                if p < e and int(seg.docs[p]) == o:
+                    dw = float(self._dequant(np.asarray(seg.weights[p: p + 1]))[0])
+                    rows.append((w * dw, t, w, dw))
+        rows.sort(key=lambda r: (-r[0], r[1]))
+        if top_k is not None:
+            rows = rows[:top_k]
+        return [Contribution(t, vocab[t] if vocab is not None else None, w, dw, p) for p, t, w, dw in rows]
+
+    # ------------------------------------------------------------------------------------------------ persistence
+    def save(self, path: "str | os.PathLike[str]") -> str:
+        """Write the index to the folder ``path`` atomically; removed documents are dropped (compaction).
+
+        The folder holds ``index.json`` (the header) and a data subfolder of ``.npy`` arrays plus ``ids.json``
+        (and ``vocab.json`` when known). New data goes to a fresh subfolder; the header is then replaced with
+        ``os.replace``, the single commit point, so an interrupted save leaves the previous index readable.
+        """
+        path = os.fspath(path)
+        self.compact()
+        os.makedirs(path, exist_ok=True)
+        header_path = os.path.join(path, HEADER_NAME)
+        if not os.path.isfile(header_path) and os.listdir(path):
+            stray = [f for f in os.listdir(path) if not f.startswith(("data-", ".tmp-"))]
+            if stray:
+                raise FileExistsError(f"{path} exists and is not a splade-onnx index; choose an empty or new folder")
+        data_name = f"data-{uuid.uuid4().hex[:12]}"
+        data_dir = os.path.join(path, data_name)
+        os.makedirs(data_dir)
+        seg = self._segments[0] if self._segments else _Segment(
+            np.zeros(self.vocab_size + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, self._np_dtype))
+        arrays = {"term_indptr": np.asarray(seg.indptr, dtype=np.int64), "post_docs": np.asarray(seg.docs),
+                  "post_weights": np.asarray(seg.weights)}
+        files: Dict[str, Dict[str, Any]] = {}
+        for name, arr in arrays.items():
+            fn = name + ".npy"
+            fp = os.path.join(data_dir, fn)
+            with open(fp, "wb") as f:
+                np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
+            files[fn] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "bytes": os.path.getsize(fp),
+                         "sha256": _sha256(fp)}
+        jsons: Dict[str, Any] = {"ids.json": self._ids}
+        if self.vocab is not None:
+            jsons["vocab.json"] = self.vocab
+        for fn, obj in jsons.items():
+            fp = os.path.join(data_dir, fn)
+            with open(fp, "w", encoding="utf-8") as f:
+                json.dump(obj, f, ensure_ascii=False)
+                f.flush()
+                os.fsync(f.fileno())
+            files[fn] = {"bytes": os.path.getsize(fp), "sha256": _sha256(fp)}
+        header = {
+            "format": INDEX_FORMAT, "format_version": INDEX_FORMAT_VERSION, "data": data_name,
+            "vocab_size": self.vocab_size, "dtype": self.dtype, "scale": self.scale,
+            "n_docs": len(self._ids), "nnz": seg.nnz, "model": self.model, "files": files,
+        }
+        tmp = os.path.join(path, f".tmp-{HEADER_NAME}-{uuid.uuid4().hex[:8]}")
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(header, f, indent=1, ensure_ascii=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, header_path)  # the commit point
+        _fsync_dir(path)
+        for old in os.listdir(path):  # earlier data folders and leftovers of interrupted saves
+            if old != data_name and (old.startswith("data-") or old.startswith(".tmp-")):
+                shutil.rmtree(os.path.join(path, old), ignore_errors=True) if os.path.isdir(
+                    os.path.join(path, old)) else _unlink(os.path.join(path, old))
+        return path
+
+    @property
+    def _np_dtype(self) -> np.dtype:
+        return np.dtype(self.dtype)
+
+    @classmethod
+    def load(cls, path: "str | os.PathLike[str]", mmap: bool = True, verify: bool = False) -> "SparseIndex":
+        """Open a saved index. Loading never unpickles (``allow_pickle=False``; ids and vocab are JSON).
+
+        Always checked (cheap): the header, every file's presence, byte size, ``.npy`` shape and dtype, and the
+        consistency of the term pointers with the postings. ``verify=True`` also checks every file's sha256 (reads
+        everything once). With ``mmap=True`` the postings stay on disk (memory-mapped, read-only) and are paged in by
+        the searches that touch them. A corrupt, truncated or missing file raises :class:`IndexFileError` naming it.
+        """
+        path = os.fspath(path)
+        header_path = os.path.join(path, HEADER_NAME)
+        if not os.path.isfile(header_path):
+            raise IndexFileError("no index header here; is this a folder written by SparseIndex.save?", header_path)
+        try:
+            with open(header_path, encoding="utf-8") as f:
+                h = json.load(f)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise IndexFileError(f"header is not valid JSON ({e})", header_path) from e
+        if not isinstance(h, dict) or h.get("format") != INDEX_FORMAT:
+            raise IndexFileError(f"not a splade-onnx index header (format {INDEX_FORMAT!r} expected)", header_path)
+        if h.get("format_version") != INDEX_FORMAT_VERSION:
+            raise IndexFileError(f"index format version {h.get('format_version')!r} is not supported "
+                                 f"(this splade-onnx reads {INDEX_FORMAT_VERSION}); re-build the index", header_path)
+        try:
+            data_dir = os.path.join(path, str(h["data"]))
+            files: Dict[str, Dict[str, Any]] = h["files"]
+            n_docs, nnz, vocab_size, dtype = int(h["n_docs"]), int(h["nnz"]), int(h["vocab_size"]), str(h["dtype"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise IndexFileError(f"header lacks a field ({e})", header_path) from e
+        if dtype not in DTYPES:
+            raise IndexFileError(f"unknown weight dtype {dtype!r}", header_path)
+        for fn, meta in files.items():
+            fp = os.path.join(data_dir, fn)
+            if not os.path.isfile(fp):
+                raise IndexFileError("file is missing", fp)
+            size = os.path.getsize(fp)
+            if size != meta.get("bytes"):
+                raise IndexFileError(f"file has {size} bytes, the header says {meta.get('bytes')}: truncated or "
+                                     "replaced; restore it or re-build the index", fp)
+            if verify and _sha256(fp) != meta.get("sha256"):
+                raise IndexFileError("sha256 does not match the header: the file is corrupt", fp)
+        expect = {"term_indptr.npy": ((vocab_size + 1,), "int64"), "post_docs.npy": ((nnz,), "int32"),
+                  "post_weights.npy": ((nnz,), dtype)}
+        arrays: Dict[str, np.ndarray] = {}
+        for fn, (shape, dt) in expect.items():
+            fp = os.path.join(data_dir, fn)
+            if fn not in files:
+                raise IndexFileError("file is not listed in the header", fp)
+            try:
+                arr = np.load(fp, mmap_mode="r" if mmap else None, allow_pickle=False)
+            except Exception as e:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError on bad files
+                raise IndexFileError(f"not a readable .npy file ({type(e).__name__}: {e})", fp) from e
+            if arr.shape != shape or str(arr.dtype) != dt:
+                raise IndexFileError(f"array is {arr.dtype}{list(arr.shape)}, expected {dt}{list(shape)}", fp)
+            arrays[fn] = arr
+        tip = np.asarray(arrays["term_indptr.npy"])
+        ip_path = os.path.join(data_dir, "term_indptr.npy")
+        if tip[0] != 0 or tip[-1] != nnz or np.any(np.diff(tip) < 0):
+            raise IndexFileError("term pointers are not a valid CSR pointer array: the file is corrupt", ip_path)
+        ids = _load_json(os.path.join(data_dir, "ids.json"))
+        if not isinstance(ids, list) or len(ids) != n_docs:
+            raise IndexFileError(f"expected a list of {n_docs} ids", os.path.join(data_dir, "ids.json"))
+        vocab = None
+        if "vocab.json" in files:
+            vocab = _load_json(os.path.join(data_dir, "vocab.json"))
+            if not isinstance(vocab, list) or len(vocab) != vocab_size:
+                raise IndexFileError(f"expected a list of {vocab_size} tokens", os.path.join(data_dir, "vocab.json"))
+        idx = cls(vocab_size, dtype=dtype, vocab=vocab, model=h.get("model") or {})
+        idx.scale = h.get("scale")
+        if n_docs:
+            idx._segments = [_Segment(tip, arrays["post_docs.npy"], arrays["post_weights.npy"])]
+        idx._ids = ids
+        idx._pos = {d: i for i, d in enumerate(ids)}
+        if len(idx._pos) != n_docs:
+            raise IndexFileError("duplicate document ids", os.path.join(data_dir, "ids.json"))
+        idx._alive = np.ones(n_docs, dtype=bool)
+        return idx
+
+
+def _load_json(fp: str) -> Any:
+    try:
+        with open(fp, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise IndexFileError(f"not valid JSON ({e}): truncated or corrupt", fp) from e
+
+
+def _unlink(p: str) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+def _fsync_dir(path: str) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _manifest_sha(artifact: str) -> Optional[str]:
+    from .manifest import MANIFEST_NAME, sha256_file
+
+    p = os.path.join(artifact, MANIFEST_NAME)
+    return sha256_file(p) if os.path.isfile(p) else None
