@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, **kw))
     _add_export(sub)
     _add_expand(sub)
+    from . import cli_search
+
+    cli_search.add_index(sub)
+    cli_search.add_search(sub)
+    cli_search.add_eval(sub)
     return parser
 
 

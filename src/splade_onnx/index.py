@@ -145,6 +145,7 @@ class SparseIndex:
         self._pos: Dict[DocId, int] = {}
         self._alive = np.ones(0, dtype=bool)
         self._n_removed = 0
+        self.texts: Optional[List[str]] = None  # optional document texts, aligned with the ordinals
 
     # ------------------------------------------------------------------------------------------------ building
     @classmethod
@@ -190,27 +191,31 @@ class SparseIndex:
 
     @classmethod
     def from_expander(cls, expander: Any, texts: Sequence[str], ids: Optional[Sequence[DocId]] = None, *,
-                      dtype: str = "float32", max_length: Optional[int] = None) -> "SparseIndex":
-        """Encode ``texts`` as documents with ``expander`` and index them (vocab and model provenance included)."""
-        vecs = expander.encode_documents(list(texts), max_length=max_length)
-        model = {"path": os.path.abspath(expander.path), "manifest_sha256": _manifest_sha(expander.path),
-                 "model_sha256": expander.manifest.model_sha256}
-        return cls.from_vectors(vecs, ids, vocab_size=expander.vocab_size, dtype=dtype, vocab=expander.vocab,
-                                model=model)
+                      dtype: str = "float32", max_length: Optional[int] = None,
+                      store_texts: bool = False) -> "SparseIndex":
+        """Encode ``texts`` as documents with ``expander`` and index them (vocab and model provenance included;
+        the texts too with ``store_texts=True``)."""
+        texts = list(texts)
+        vecs = expander.encode_documents(texts, max_length=max_length)
+        idx = cls(expander.vocab_size, dtype=dtype, vocab=expander.vocab, model=model_info(expander))
+        idx.add(vecs, ids, texts if store_texts else None)
+        return idx
 
-    def add(self, vectors: Iterable[Any], ids: Optional[Sequence[DocId]] = None) -> None:
-        """Add documents (SparseVectors). ``ids`` default to consecutive ints after the last ordinal."""
+    def add(self, vectors: Iterable[Any], ids: Optional[Sequence[DocId]] = None,
+            texts: Optional[Sequence[str]] = None) -> None:
+        """Add documents (SparseVectors). ``ids`` default to consecutive ints after the last ordinal; ``texts``
+        (optional) are stored and saved with the index, for display."""
         vecs = [_vec_arrays(v) for v in vectors]
         lengths = np.fromiter((len(i) for i, _ in vecs), dtype=np.int64, count=len(vecs))
         indptr = np.zeros(len(vecs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
         indices = np.concatenate([i for i, _ in vecs]) if vecs else np.zeros(0, np.int32)
         values = np.concatenate([v for _, v in vecs]) if vecs else np.zeros(0, np.float32)
-        self.add_csr(indptr, indices, values, ids)
+        self.add_csr(indptr, indices, values, ids, texts)
 
     def add_csr(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
-                ids: Optional[Sequence[DocId]] = None) -> None:
-        """Add documents given as CSR arrays."""
+                ids: Optional[Sequence[DocId]] = None, texts: Optional[Sequence[str]] = None) -> None:
+        """Add documents given as CSR arrays (and optionally their texts)."""
         indptr = np.asarray(indptr, dtype=np.int64)
         indices = np.asarray(indices)
         values = np.asarray(values, dtype=np.float32)
@@ -240,6 +245,8 @@ class SparseIndex:
             if d in self._pos or d in new_pos:
                 raise ValueError(f"duplicate document id {d!r}")
             new_pos[d] = start + j
+        if texts is not None and len(texts) != n:
+            raise ValueError(f"{len(texts)} texts for {n} documents")
         if n == 0:
             return
         if start + n > np.iinfo(np.int32).max:
@@ -247,6 +254,10 @@ class SparseIndex:
         weights = self._encode_weights(values)
         seg = _invert(self.vocab_size, indptr, indices.astype(np.int32, copy=False), weights, start)
         self._segments.append(seg)
+        if texts is not None or self.texts is not None:
+            if self.texts is None:
+                self.texts = [""] * start
+            self.texts.extend(str(t) for t in texts) if texts is not None else self.texts.extend([""] * n)
         self._ids.extend(ids)
         self._pos.update(new_pos)
         self._alive = np.concatenate([self._alive, np.ones(n, dtype=bool)])
@@ -302,6 +313,8 @@ class SparseIndex:
             np.cumsum(counts, out=tindptr[1:])
             seg = _Segment(tindptr, new_ord[np.asarray(seg.docs)[keep]].astype(np.int32),
                            np.asarray(seg.weights)[keep])
+            if self.texts is not None:
+                self.texts = [t for t, a in zip(self.texts, alive.tolist()) if a]
             self._ids = [d for d, a in zip(self._ids, alive.tolist()) if a]
             self._pos = {d: i for i, d in enumerate(self._ids)}
             self._alive = np.ones(len(self._ids), dtype=bool)
@@ -315,6 +328,12 @@ class SparseIndex:
 
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self._pos
+
+    def text(self, doc_id: DocId) -> Optional[str]:
+        """The stored text of a document (``None`` when the index keeps no texts)."""
+        if doc_id not in self._pos:
+            raise KeyError(f"no document with id {doc_id!r} in the index")
+        return self.texts[self._pos[doc_id]] if self.texts is not None else None
 
     @property
     def ids(self) -> List[DocId]:
@@ -504,6 +523,8 @@ class SparseIndex:
         jsons: Dict[str, Any] = {"ids.json": self._ids}
         if self.vocab is not None:
             jsons["vocab.json"] = self.vocab
+        if self.texts is not None:
+            jsons["texts.json"] = self.texts
         for fn, obj in jsons.items():
             fp = os.path.join(data_dir, fn)
             with open(fp, "w", encoding="utf-8") as f:
@@ -601,6 +622,11 @@ class SparseIndex:
             if not isinstance(vocab, list) or len(vocab) != vocab_size:
                 raise IndexFileError(f"expected a list of {vocab_size} tokens", os.path.join(data_dir, "vocab.json"))
         idx = cls(vocab_size, dtype=dtype, vocab=vocab, model=h.get("model") or {})
+        if "texts.json" in files:
+            texts = _load_json(os.path.join(data_dir, "texts.json"))
+            if not isinstance(texts, list) or len(texts) != n_docs:
+                raise IndexFileError(f"expected a list of {n_docs} texts", os.path.join(data_dir, "texts.json"))
+            idx.texts = texts
         idx.scale = h.get("scale")
         if n_docs:
             idx._segments = [_Segment(tip, arrays["post_docs.npy"], arrays["post_weights.npy"])]
@@ -640,8 +666,10 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _manifest_sha(artifact: str) -> Optional[str]:
+def model_info(expander: Any) -> Dict[str, Any]:
+    """Provenance of an Expander's artifact, stored in a saved index's header."""
     from .manifest import MANIFEST_NAME, sha256_file
 
-    p = os.path.join(artifact, MANIFEST_NAME)
-    return sha256_file(p) if os.path.isfile(p) else None
+    p = os.path.join(expander.path, MANIFEST_NAME)
+    return {"path": os.path.abspath(expander.path), "manifest_sha256": sha256_file(p) if os.path.isfile(p) else None,
+            "model_sha256": expander.manifest.model_sha256, "max_length": dict(expander.manifest.max_length)}

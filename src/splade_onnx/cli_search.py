@@ -1,0 +1,174 @@
+"""``splade-onnx index``, ``search`` and ``eval`` subcommands (registered by :func:`splade_onnx.cli.build_parser`)."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any, List, Tuple
+
+
+def read_corpus(path: str) -> Tuple[List[Any], List[str]]:
+    """JSONL (``_id``/``id``, ``title``, ``text``) or plain text (one document a line, ids = 1-based line numbers)."""
+    ids: List[Any] = []
+    texts: List[str] = []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    first = next((ln for ln in lines if ln.strip()), "")
+    is_jsonl = first.lstrip().startswith("{")
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if is_jsonl:
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{n}: not valid JSON ({e})") from e
+            text = (str(d.get("title") or "") + " " + str(d.get("text") or "")).strip()
+            ids.append(d.get("_id", d.get("id", n)))
+        else:
+            text = line.strip()
+            ids.append(n)
+        if not text:
+            raise ValueError(f"{path}:{n}: empty document")
+        texts.append(text)
+    return ids, texts
+
+
+def add_index(sub) -> None:
+    p = sub.add_parser("index", help="encode a corpus and write a searchable index",
+                       description="Encode CORPUS (JSONL with _id/title/text, or plain text one document a line) "
+                       "with the artifact and save a SparseIndex folder to OUT.")
+    p.add_argument("corpus")
+    p.add_argument("--model", required=True, help="artifact folder or hub repo id")
+    p.add_argument("--out", required=True, help="index folder to write (replaced atomically if it is an index)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "uint8"])
+    p.add_argument("--doc-max-length", type=int, default=None)
+    p.add_argument("--no-texts", action="store_true", help="do not store the document texts in the index")
+    p.set_defaults(func=_cmd_index)
+
+
+def _cmd_index(args) -> int:
+    from .expander import Expander
+    from .index import SparseIndex
+
+    ids, texts = read_corpus(args.corpus)
+    e = Expander(args.model)
+    t0 = time.perf_counter()
+    idx = SparseIndex.from_expander(e, texts, ids, dtype=args.dtype, max_length=args.doc_max_length,
+                                    store_texts=not args.no_texts)
+    t1 = time.perf_counter()
+    idx.save(args.out)
+    info = {"index": args.out, "docs": len(idx), "postings": idx.nnz, "dtype": idx.dtype,
+            "encode_index_s": round(t1 - t0, 3)}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(f"indexed {len(idx)} documents ({idx.nnz} postings, {idx.dtype}) in {t1 - t0:.2f}s -> {args.out}")
+    return 0
+
+
+def add_search(sub) -> None:
+    p = sub.add_parser("search", help="search an index and explain the hits",
+                       description="Search INDEX for QUERY (or stdin lines) and print the top hits, with their top "
+                       "contributing tokens under --explain.")
+    p.add_argument("index")
+    p.add_argument("queries", nargs="*", help="query texts (default: one per line from stdin)")
+    p.add_argument("-k", type=int, default=10, help="hits per query (default 10)")
+    p.add_argument("--explain", action="store_true", help="print each hit's top contributing tokens")
+    p.add_argument("--tokens", type=int, default=5, help="contributing tokens per hit under --explain")
+    p.add_argument("--model", default=None, help="artifact (default: the one recorded in the index header)")
+    p.add_argument("--query-max-length", type=int, default=None)
+    p.add_argument("--verify", action="store_true", help="check every index file's sha256 before searching")
+    p.set_defaults(func=_cmd_search)
+
+
+def _cmd_search(args) -> int:
+    from .errors import ArtifactError
+    from .expander import Expander
+    from .index import SparseIndex, model_info
+
+    idx = SparseIndex.load(args.index, mmap=True, verify=args.verify)
+    model = args.model or idx.model.get("path")
+    if not model:
+        print("error: the index does not record its model; pass --model ARTIFACT", file=sys.stderr)
+        return 2
+    e = Expander(model)
+    want = idx.model.get("manifest_sha256")
+    got = model_info(e)["manifest_sha256"]
+    if want and got and want != got:
+        raise ArtifactError(f"this artifact is not the one the index was built with (manifest sha256 {got[:12]}... "
+                            f"vs {want[:12]}... in the index header); pass the right --model", model)
+    queries = args.queries or [ln.strip() for ln in sys.stdin if ln.strip()]
+    if not queries:
+        print("error: no query given", file=sys.stderr)
+        return 2
+    qvecs = e.encode_queries(queries, max_length=args.query_max_length)
+    results = idx.search(qvecs, k=args.k)
+    vocab = idx.vocab or e.vocab
+    for q, qv, hits in zip(queries, qvecs, results):
+        rows = []
+        for rank, (did, score) in enumerate(hits, 1):
+            row: dict = {"rank": rank, "id": did, "score": round(score, 4)}
+            text = idx.text(did)
+            if text is not None:
+                row["text"] = text
+            if args.explain:
+                row["tokens"] = [{"token": c.token, "query": round(c.query_weight, 4), "doc": round(c.doc_weight, 4),
+                                  "product": round(c.product, 4)} for c in idx.explain(qv, did, args.tokens, vocab=vocab)]
+            rows.append(row)
+        if args.json:
+            print(json.dumps({"query": q, "hits": rows}, ensure_ascii=False))
+            continue
+        print(f"query: {q}")
+        if not rows:
+            print("  (no document shares a token with this query)")
+        for r in rows:
+            snippet = (" " + r["text"][:80] + ("..." if len(r["text"]) > 80 else "")) if "text" in r else ""
+            print(f"  {r['rank']:>2}. [{r['id']}] {r['score']:.4f}{snippet}")
+            if args.explain:
+                print("      top contributing tokens: " + ", ".join(
+                    f"{t['token']} ({t['query']:.2f} x {t['doc']:.2f} = {t['product']:.2f})" for t in r["tokens"]))
+    return 0
+
+
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="evaluate retrieval on a BEIR-layout dataset (needs the [eval] extra)",
+                       description="Encode DATASET_DIR (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv), index, search "
+                       "exactly and report nDCG@10, MRR@10 (RR@10) and R@100 with ir-measures.")
+    p.add_argument("dataset_dir")
+    p.add_argument("--model", required=True, help="artifact folder or hub repo id")
+    p.add_argument("--split", default="test")
+    p.add_argument("--doc-max-length", type=int, default=256)
+    p.add_argument("--query-max-length", type=int, default=64)
+    p.add_argument("-k", "--top-k", type=int, default=100, help="documents retrieved per query (default 100)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "uint8"])
+    p.add_argument("--run-out", default=None, help="write the run in TREC format to this file")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args) -> int:
+    try:
+        import ir_measures  # noqa: F401
+        import tqdm  # noqa: F401
+    except ImportError as e:
+        print(f"error: eval needs the [eval] extra: pip install 'splade-onnx[eval]' ({e})", file=sys.stderr)
+        return 2
+    from .evaluate import evaluate
+
+    r = evaluate(args.dataset_dir, args.model, split=args.split, doc_max_length=args.doc_max_length,
+                 query_max_length=args.query_max_length, k=args.top_k, dtype=args.dtype, run_out=args.run_out,
+                 progress=not args.no_progress and not args.json)
+    if args.json:
+        print(json.dumps(r.to_dict()))
+        return 0
+    m = r.metrics
+    print(f"{r.dataset} ({r.split}): {r.docs} docs, {r.queries} queries, doc/query max length "
+          f"{args.doc_max_length}/{args.query_max_length}, {args.dtype}")
+    print(f"  nDCG@10 {m['nDCG@10']:.4f}   MRR@10 {m['RR@10']:.4f}   R@100 {m['R@100']:.4f}")
+    print(f"  encode docs {r.encode_docs_s:.1f}s, queries {r.encode_queries_s:.1f}s, index {r.index_s:.2f}s, "
+          f"search {r.search_s:.3f}s ({1000 * r.search_s / max(1, r.queries):.2f} ms/query)")
+    if args.run_out:
+        print(f"  run written to {os.path.abspath(args.run_out)}")
+    return 0
