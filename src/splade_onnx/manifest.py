@@ -76,7 +76,11 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: Any, path: Optional[str] = None) -> "Manifest":
         if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ArtifactError("not a splade-onnx manifest (missing 'format': 'splade-onnx').", path)
+            raise ArtifactError(
+                "not a splade-onnx manifest (missing 'format': 'splade-onnx'); re-export the artifact with "
+                "`splade-onnx export MODEL OUT_DIR`.",
+                path,
+            )
         version = data.get("format_version")
         if version != FORMAT_VERSION:
             raise ArtifactError(
@@ -95,13 +99,16 @@ class Manifest:
 
     def validate(self, path: Optional[str] = None) -> None:
         if self.activation not in ACTIVATIONS:
-            raise ArtifactError(f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)}).", path)
+            raise ArtifactError(f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)}); "
+                                "upgrade splade-onnx or re-export the artifact.", path)
         if self.pooling not in POOLINGS:
-            raise ArtifactError(f"unknown pooling {self.pooling!r} (known: {', '.join(POOLINGS)}).", path)
+            raise ArtifactError(f"unknown pooling {self.pooling!r} (known: {', '.join(POOLINGS)}); "
+                                "upgrade splade-onnx or re-export the artifact.", path)
         if not isinstance(self.vocab_size, int) or self.vocab_size <= 0:
-            raise ArtifactError(f"invalid vocab_size {self.vocab_size!r}.", path)
+            raise ArtifactError(f"invalid vocab_size {self.vocab_size!r}; re-export the artifact.", path)
         if "input_ids" not in self.inputs or "attention_mask" not in self.inputs:
-            raise ArtifactError("manifest inputs must include input_ids and attention_mask.", path)
+            raise ArtifactError("manifest inputs must include input_ids and attention_mask; re-export the artifact.",
+                                path)
 
 
 def sha256_file(path: str, chunk: int = 1 << 22) -> str:
