@@ -78,6 +78,10 @@ class Expander:
         revision: Optional[str] = None,
         cache_dir: Optional[str] = None,
         local_files_only: Optional[bool] = None,
+        prune=None,
+        query_model=None,
+        long_documents: str = "truncate",
+        stride: Optional[int] = None,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -104,6 +108,15 @@ class Expander:
         self._tok_by_len: Dict[int, object] = {}
         self._tok_lock = threading.Lock()
         self._vocab: Optional[List[str]] = None
+        # deployment options (pruning.py, roles.py, windows.py): default pruning, query role, long-document mode
+        from . import pruning, roles, windows
+
+        self.prune = pruning.parse_spec(prune)
+        self.long_documents = windows.check_mode(long_documents)
+        self.stride = stride
+        self._query_role = roles.load_query_role(
+            self, query_model, providers=providers, threads=threads, verify=verify, revision=revision,
+            cache_dir=cache_dir, local_files_only=local_files_only)
 
     # ----------------------------------------------------------------------------------------------- loading
     def _load_tokenizer(self, tok_path: str):
@@ -194,18 +207,22 @@ class Expander:
         self, texts: Iterable[str], *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...
     ) -> List[SparseVector]: ...
 
-    def expand(self, texts, *, max_length=None, batch_size=None):
+    def expand(self, texts, *, max_length=None, batch_size=None, prune=None, long_documents=None, stride=None):
         """Encode texts into sparse vectors, in input order.
 
         ``texts`` is a list (or any iterable) of strings; a single ``str`` returns a single vector.
         ``max_length`` defaults to the manifest's document length. Longer texts are truncated with one warning per
-        call that says how many. A non-string item raises :class:`~splade_onnx.errors.TextTypeError` (a
+        call that says how many, or, with ``long_documents="window"``, encoded by overlapping windows of
+        ``max_length`` tokens (``stride`` content tokens apart) merged by max (see :mod:`splade_onnx.windows`).
+        ``prune`` (e.g. ``("top_k", 64)``, ``"max_ratio=0.1"``) prunes each vector with OpenSearch's semantics
+        (see :mod:`splade_onnx.pruning`); it defaults to the Expander's ``prune``. A non-string item raises :class:`~splade_onnx.errors.TextTypeError` (a
         ``TypeError``) and an empty, whitespace-only or invalid-Unicode one :class:`~splade_onnx.errors.TextValueError`
         (a ``ValueError``), naming the positions; the vectors of every other text are computed and kept on the
         exception's ``.results``.
         """
         if isinstance(texts, str):
-            return self.expand([texts], max_length=max_length, batch_size=batch_size)[0]
+            return self.expand([texts], max_length=max_length, batch_size=batch_size, prune=prune,
+                               long_documents=long_documents, stride=stride)[0]
         if isinstance(texts, (bytes, bytearray)):
             raise TextTypeError(f"texts must be strings, got {type(texts).__name__}; decode it first", [0], [None])
         if texts is None or not isinstance(texts, Iterable):
@@ -221,7 +238,16 @@ class Expander:
         bad_type, bad_value, good = self._validate(items)
         results: List[Optional[SparseVector]] = [None] * len(items)
         if good:
-            vecs = self._encode([items[i] for i in good], max_length, batch_size or self.batch_size)
+            from . import pruning, windows
+
+            mode = windows.check_mode(long_documents or self.long_documents)
+            if mode == "window":
+                vecs = windows.encode_windowed(self, [items[i] for i in good], max_length,
+                                               stride if stride is not None else self.stride,
+                                               batch_size or self.batch_size)
+            else:
+                vecs = self._encode([items[i] for i in good], max_length, batch_size or self.batch_size)
+            vecs = pruning.apply(vecs, prune if prune is not None else self.prune)
             for i, v in zip(good, vecs):
                 results[i] = v
         if bad_type or bad_value:
@@ -242,13 +268,19 @@ class Expander:
             raise TextValueError(msg, [i for i, _ in bad_value] + bad_type, results)
         return results  # type: ignore[return-value]
 
-    def encode_queries(self, texts, *, max_length: Optional[int] = None, batch_size: Optional[int] = None):
-        """:meth:`expand` with the manifest's query length."""
-        return self.expand(texts, max_length=max_length or self.manifest.max_length["query"], batch_size=batch_size)
+    def encode_queries(self, texts, *, max_length: Optional[int] = None, batch_size: Optional[int] = None, prune=None):
+        """:meth:`expand` with the manifest's query length, or the query role's encoder (a separate query model, or
+        the IDF table of a document-only artifact) when the artifact or ``query_model=`` defines one."""
+        if self._query_role is not None:
+            return self._query_role.encode(texts, max_length=max_length, batch_size=batch_size, prune=prune)
+        return self.expand(texts, max_length=max_length or self.manifest.max_length["query"], batch_size=batch_size,
+                           prune=prune)
 
-    def encode_documents(self, texts, *, max_length: Optional[int] = None, batch_size: Optional[int] = None):
+    def encode_documents(self, texts, *, max_length: Optional[int] = None, batch_size: Optional[int] = None, prune=None,
+                         long_documents=None, stride=None):
         """:meth:`expand` with the manifest's document length."""
-        return self.expand(texts, max_length=max_length or self.manifest.max_length["document"], batch_size=batch_size)
+        return self.expand(texts, max_length=max_length or self.manifest.max_length["document"], batch_size=batch_size,
+                           prune=prune, long_documents=long_documents, stride=stride)
 
     encode_query = encode_queries
     encode_document = encode_documents
