@@ -11,3 +11,8 @@ splade-onnx expand artifacts/splade-tiny --top-k 8 \
   "What is learned sparse retrieval?" \
   "Aspirin reduces the risk of heart attack and stroke." \
   "The mitochondria is the powerhouse of the cell."
+# Index the bundled sample collection (30 short documents) and search it, with each hit's contributing tokens.
+splade-onnx index src/splade_onnx/data/sample_corpus.jsonl --model artifacts/splade-tiny --out artifacts/sample-index
+splade-onnx search artifacts/sample-index -k 3 --explain \
+  "how do vaccines protect against viruses?" \
+  "best way to make coffee"
