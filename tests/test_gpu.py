@@ -1,0 +1,141 @@
+"""The GPU path: IO binding, the fp16 export variant, onnxruntime/onnxruntime-gpu detection, CUDA parity (skipped
+with a clear reason where this onnxruntime has no CUDA provider)."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from splade_onnx import Expander, doctor
+from splade_onnx.doctor import installed_onnxruntime_distributions, onnxruntime_conflict
+from splade_onnx.gpu import NO_CUDA_REASON, cuda_available
+
+TEXTS = ["aspirin lowers the risk of heart attack", "kidney stones " * 80, "a", "SPLADE 漢字 emoji \U0001f600"]
+needs_cuda = pytest.mark.skipif(not cuda_available(), reason=NO_CUDA_REASON)
+
+
+@pytest.fixture(scope="module")
+def cpu(tiny_artifact):
+    return Expander(tiny_artifact)
+
+
+def _close(a, b, atol):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        dx, dy = x.to_dense(30522), y.to_dense(30522)
+        assert np.max(np.abs(dx - dy)) <= atol
+
+
+# ------------------------------------------------------------------ IO binding (runs on CPU too)
+def test_io_binding_is_off_on_cpu_by_default_and_identical_when_on(tiny_artifact, cpu):
+    assert cpu.io_binding is False
+    bound = Expander(tiny_artifact, io_binding=True)
+    assert bound.io_binding is True
+    assert bound.expand(TEXTS, max_length=64) == cpu.expand(TEXTS, max_length=64)
+
+
+# ------------------------------------------------------------------ fp16 export variant
+@pytest.fixture(scope="module")
+def fp16_artifact(tiny_checkpoint, tmp_path_factory):
+    from splade_onnx_export import export
+
+    out = tmp_path_factory.mktemp("fp16") / "splade-tiny-fp16"
+    m = export(tiny_checkpoint, str(out), source_name="rasyosef/splade-tiny", precision="fp16")
+    return str(out), m
+
+
+def test_fp16_export_parity_recorded_and_within_tolerance(fp16_artifact, tiny_artifact):
+    import os
+
+    from splade_onnx_export.fp16 import FP16_TOLERANCE
+
+    path, m = fp16_artifact
+    q = m.quantization
+    assert q["precision"] == "fp16"
+    assert 0 < q["max_abs_error_vs_torch_fp32"] <= FP16_TOLERANCE  # fp16 is not bit-exact, and it is close
+    assert q["fp32_graph_parity"] <= 1e-4
+    assert os.path.getsize(os.path.join(path, "model.onnx")) < 0.6 * os.path.getsize(os.path.join(tiny_artifact,
+                                                                                                  "model.onnx"))
+
+
+def test_fp16_graph_runs_on_cpu_with_float32_io(fp16_artifact, cpu):
+    path, _ = fp16_artifact
+    e = Expander(path)
+    got = e.expand(TEXTS, max_length=128)
+    ref = cpu.expand(TEXTS, max_length=128)
+    for g, r in zip(got, ref):
+        assert g.values.dtype == np.float32
+        top_g = [t for t, _ in e.decode(g, 5)]
+        top_r = [t for t, _ in cpu.decode(r, 5)]
+        assert len(set(top_g) & set(top_r)) >= 4
+    _close(got, ref, 0.05)
+
+
+def test_unknown_precision_refused(tiny_checkpoint, tmp_path):
+    from splade_onnx_export import export
+
+    with pytest.raises(ValueError, match="precision"):
+        export(tiny_checkpoint, str(tmp_path / "x"), precision="bf8")
+
+
+# ------------------------------------------------------------------ onnxruntime + onnxruntime-gpu detection
+def test_real_environment_has_one_onnxruntime():
+    found = installed_onnxruntime_distributions()
+    assert found == ["onnxruntime"] or found == ["onnxruntime-gpu"]
+    assert onnxruntime_conflict() is None
+    report = doctor()
+    assert report["conflict"] is None and "CPUExecutionProvider" in report["providers"]
+
+
+@pytest.mark.parametrize(
+    "dists, conflict",
+    [
+        (["numpy", "onnxruntime", "tokenizers"], False),
+        (["onnxruntime-gpu", "numpy"], False),
+        (["onnxruntime", "onnxruntime-gpu"], True),
+        (["onnxruntime", "onnxruntime_gpu"], True),  # wheel metadata may use underscores
+        (["ONNXRuntime", "onnxruntime-directml"], True),
+        (["onnxruntime-tools", "onnxruntime"], False),  # not a build of onnxruntime
+    ],
+)
+def test_conflict_detection_on_a_given_distribution_list(dists, conflict, caplog):
+    msg = onnxruntime_conflict(dists)
+    assert (msg is not None) == conflict
+    if conflict:
+        assert "pip install --no-deps splade-onnx" in msg and "onnxruntime-gpu" in msg
+        with caplog.at_level(logging.WARNING, logger="splade_onnx"):
+            doctor(dists)
+        assert any("several onnxruntime distributions" in r.getMessage() for r in caplog.records)
+
+
+def test_cuda_request_without_cuda_falls_back_with_a_warning(tiny_artifact, caplog):
+    if cuda_available():
+        pytest.skip("this onnxruntime has CUDA: there is no fallback to see")
+    with caplog.at_level(logging.WARNING, logger="splade_onnx"):
+        e = Expander(tiny_artifact, providers=["cuda"])
+    assert e.providers == ["CPUExecutionProvider"] and e.io_binding is False
+    assert any("onnxruntime-gpu" in r.getMessage() for r in caplog.records)
+
+
+# ------------------------------------------------------------------ on a GPU
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_session_uses_io_binding_and_matches_cpu(tiny_artifact, cpu):
+    g = Expander(tiny_artifact, providers=["cuda"])
+    assert g.providers[0] == "CUDAExecutionProvider" and g.io_binding is True
+    _close(g.expand(TEXTS, max_length=128), cpu.expand(TEXTS, max_length=128), 1e-3)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_fp16_matches_cpu_fp32(fp16_artifact, cpu):
+    g = Expander(fp16_artifact[0], providers=["cuda"])
+    _close(g.expand(TEXTS, max_length=128), cpu.expand(TEXTS, max_length=128), 0.05)
+
+
+@pytest.mark.gpu
+@needs_cuda
+def test_cuda_scifact_parity(tiny_artifact, cpu, scifact_texts):
+    g = Expander(tiny_artifact, providers=["cuda"], batch_size=64)
+    _close(g.expand(scifact_texts[:200]), cpu.expand(scifact_texts[:200]), 1e-3)
