@@ -35,6 +35,10 @@ def _add_export(sub) -> None:
     p.set_defaults(func=_cmd_export)
 
 
+    p.add_argument("--quantize", default=None, choices=["int8"],
+                   help="write a dynamically int8-quantised graph (faster; quality cost in the manifest and README)")
+    p.add_argument("--no-optimize", dest="optimize", action="store_false",
+                   help="store the raw torch.onnx graph instead of onnxruntime's export-time optimised one")
 def _cmd_export(args) -> int:
     try:
         import splade_onnx_export as ex
@@ -52,6 +56,8 @@ def _cmd_export(args) -> int:
     )
     if args.json:
         print(json.dumps({"out_dir": args.out_dir, "parity": m.parity, "vocab_size": m.vocab_size}))
+        quantize=args.quantize, optimize=args.optimize,
+        zeroed_token_ids="special" if args.zero_special_tokens else None,
     else:
         print(f"exported {args.source} -> {args.out_dir}  ({m.architecture}, vocab {m.vocab_size}, "
               f"inputs {', '.join(m.inputs)})")

@@ -25,6 +25,16 @@ ProviderSpec = Union[str, Tuple[str, dict]]
 def _normalize_providers(providers: Optional[Sequence[ProviderSpec]]) -> List[ProviderSpec]:
     import onnxruntime as ort
 
+def rows_per_run(seq: int, vocab: int, budget_bytes: int, batch_size: int) -> int:
+    """Texts per onnxruntime run: at most ``batch_size``, and few enough that the run's ``rows x seq x vocab``
+    float32 head product fits ``budget_bytes`` (at least one row, so one text of ``seq`` tokens always runs).
+
+    Peak memory of a call is then about the loaded model + this budget + the run's encoder activations
+    (``rows x seq x hidden`` floats, small next to the head product), whatever the batch size and text length.
+    """
+    return int(max(1, min(batch_size, budget_bytes // max(1, seq * vocab * 4))))
+
+
     if providers is None:
         return ["CPUExecutionProvider"]
     if isinstance(providers, str):
@@ -203,6 +213,12 @@ class Expander:
     @overload
     def expand(self, texts: str, *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...) -> SparseVector: ...
     @overload
+        # Exported artifacts store onnxruntime's optimised graph (manifest extra.optimization): load them at "basic"
+        # (constant folding only) and never spend load time on fusions; older artifacts keep onnxruntime's default.
+        if (self.manifest.extra or {}).get("optimization"):
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        # No CPU arena: runs are capped by the logits budget, and an arena would keep (and round up) its peak.
+        so.enable_cpu_mem_arena = bool(int(os.environ.get("SPLADE_ONNX_CPU_ARENA", "0")))
     def expand(
         self, texts: Iterable[str], *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...
     ) -> List[SparseVector]: ...
@@ -326,8 +342,7 @@ class Expander:
         while start < n:
             seq = int(lengths[order[start]])
             # Cap the texts of one run so its [rows x seq x vocab] float32 logits fit the budget.
-            cap = max(1, self.logits_budget_bytes // max(1, seq * vocab * 4))
-            rows = int(min(batch_size, cap, n - start))
+            rows = min(rows_per_run(seq, vocab, self.logits_budget_bytes, batch_size), n - start)
             idx = order[start : start + rows]
             ids = np.full((rows, seq), pad_id, dtype=np.int64)
             mask = np.zeros((rows, seq), dtype=np.int64)
