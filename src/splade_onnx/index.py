@@ -556,6 +556,20 @@ class SparseIndex:
 
     @classmethod
     def load(cls, path: "str | os.PathLike[str]", mmap: bool = True, verify: bool = False) -> "SparseIndex":
+        """Open a saved index (see :meth:`_load_once`). A save that commits while this load reads (the old data
+        folder is deleted under it) is detected by the header having moved on, and the load restarts from the new
+        header, so readers during a save always get a complete index, the old or the new one."""
+        for attempt in range(5):
+            header_before = _header_data(path)
+            try:
+                return cls._load_once(path, mmap=mmap, verify=verify)
+            except IndexFileError:
+                if attempt == 4 or header_before is None or _header_data(path) == header_before:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @classmethod
+    def _load_once(cls, path: "str | os.PathLike[str]", mmap: bool = True, verify: bool = False) -> "SparseIndex":
         """Open a saved index. Loading never unpickles (``allow_pickle=False``; ids and vocab are JSON).
 
         Always checked (cheap): the header, every file's presence, byte size, ``.npy`` shape and dtype, and the
@@ -636,6 +650,15 @@ class SparseIndex:
             raise IndexFileError("duplicate document ids", os.path.join(data_dir, "ids.json"))
         idx._alive = np.ones(n_docs, dtype=bool)
         return idx
+
+
+def _header_data(path: "str | os.PathLike[str]") -> Optional[str]:
+    """The data folder the header at ``path`` names now (None when unreadable): changes at each committed save."""
+    try:
+        with open(os.path.join(os.fspath(path), HEADER_NAME), encoding="utf-8") as f:
+            return str(json.load(f).get("data"))
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def _load_json(fp: str) -> Any:
