@@ -8,6 +8,56 @@ from .errors import ArtifactError
 from .manifest import MANIFEST_NAME, MODEL_NAME, TOKENIZER_NAME
 
 ARTIFACT_PATTERNS = [MANIFEST_NAME, MODEL_NAME, TOKENIZER_NAME, "*.onnx_data", "*.json"]
+# A repo that publishes only an MLM-logits ONNX (e.g. prithivida/Splade_PP_en_v1's onnx/model.onnx) is fused on the fly.
+LOGITS_ONNX_PATHS = ["onnx/model.onnx", MODEL_NAME]
+HUB_PATTERNS = ARTIFACT_PATTERNS + ["onnx/model.onnx", "onnx/model.onnx_data", "*.txt"]
+
+
+def fused_cache_dir() -> str:
+    """Where logits-only hub repos are fused: ``$SPLADE_ONNX_CACHE/fused`` or ``~/.cache/splade-onnx/fused``."""
+    root = os.environ.get("SPLADE_ONNX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "splade-onnx")
+    return os.path.join(root, "fused")
+
+
+def fuse_snapshot(snapshot: str, repo_id: str) -> str:
+    """Fuse a downloaded logits-only snapshot into the splade-onnx cache (once; reused while its manifest is there).
+
+    Head and lengths come from the registry entry of ``repo_id`` when it is a known model, else SPLADE's defaults.
+    Torch-free: needs only the ``onnx`` package (the ``fuse`` extra)."""
+    from .registry import lookup
+
+    logits = next((os.path.join(snapshot, p) for p in LOGITS_ONNX_PATHS if os.path.isfile(os.path.join(snapshot, p))),
+                  None)
+    if logits is None or not os.path.isfile(os.path.join(snapshot, TOKENIZER_NAME)):
+        raise ArtifactError(
+            f"no {MANIFEST_NAME}, and no MLM-logits ONNX ({' or '.join(LOGITS_ONNX_PATHS)}) with a {TOKENIZER_NAME} "
+            "to fuse: not a splade-onnx artifact", snapshot)
+    reg = lookup(repo_id) or {}
+    act = reg.get("activation", "log1p_relu")
+    pool = reg.get("pooling", "max")
+    lengths = reg.get("max_length", {"query": 64, "document": 256})
+    rev = os.path.basename(os.path.normpath(snapshot))  # the snapshot's commit hash in a hub cache
+    out = os.path.join(fused_cache_dir(), repo_id.replace("/", "--"), rev, f"{act}-{pool}")
+    if os.path.isfile(os.path.join(out, MANIFEST_NAME)):
+        return out
+    try:
+        from .fuse import fuse, read_model_max_length
+    except ImportError as e:  # pragma: no cover
+        raise ArtifactError("this repo holds only an MLM-logits ONNX; fusing it needs the onnx package: "
+                            "pip install 'splade-onnx[fuse]'", snapshot) from e
+    try:
+        import onnx  # noqa: F401
+    except ImportError as e:
+        raise ArtifactError("this repo holds only an MLM-logits ONNX; fusing it needs the onnx package: "
+                            "pip install 'splade-onnx[fuse]'", snapshot) from e
+    fuse(
+        logits, out, tokenizer=snapshot, activation=act, pooling=pool,
+        zeroed_token_ids="special" if reg.get("zero_special_tokens") else (),
+        query_max_length=int(lengths.get("query", 64)), document_max_length=int(lengths.get("document", 256)),
+        model_max_length=reg.get("max_length", {}).get("model") or read_model_max_length(snapshot),
+        overwrite=True, source_name=f"{repo_id}@{rev}", architecture=reg.get("architecture"),
+    )
+    return out
 
 
 def resolve_model(
@@ -39,13 +89,16 @@ def resolve_model(
     if offline is None:
         offline = os.environ.get("SPLADE_ONNX_OFFLINE", "").lower() in ("1", "true", "yes")
     try:
-        return snapshot_download(
+        snapshot = snapshot_download(
             repo_id=path,
             revision=revision,
             cache_dir=cache_dir,
             local_files_only=bool(offline),
-            allow_patterns=ARTIFACT_PATTERNS,
+            allow_patterns=HUB_PATTERNS,
         )
     except Exception as e:  # noqa: BLE001 - huggingface-hub raises many types; say what to do
         hint = "it is not in the local cache (offline mode)" if offline else "download failed"
         raise ArtifactError(f"could not fetch hub repo ({hint}: {type(e).__name__}: {e})", path) from e
+    if os.path.isfile(os.path.join(snapshot, MANIFEST_NAME)):
+        return snapshot
+    return fuse_snapshot(snapshot, path)
