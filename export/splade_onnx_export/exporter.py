@@ -83,6 +83,10 @@ class FusedSplade(nn.Module):
     ) -> None:
         super().__init__()
         mlm = copy.deepcopy(mlm)
+        try:  # the eager attention pattern is the one onnxruntime's transformer optimizer fuses into Attention
+            mlm.set_attn_implementation("eager")
+        except Exception:  # noqa: BLE001 - older transformers or a model without the switch: keep its default
+            pass
         decoder = mlm.get_output_embeddings()
         if not isinstance(decoder, nn.Linear):
             raise TypeError(f"unsupported MLM decoder {type(decoder).__name__}; expected nn.Linear")
@@ -90,9 +94,10 @@ class FusedSplade(nn.Module):
         bias = decoder.bias.detach().float() if decoder.bias is not None else torch.zeros(weight.shape[0])
         _replace_module(mlm, decoder, nn.Identity())
         self.mlm = mlm
-        # [H + 1, V]: the last row multiplies the mask column.
-        w_aug = torch.cat([weight.t(), torch.ones(1, weight.shape[0])], dim=0).contiguous()
-        self.register_buffer("w_aug", w_aug)
+        # [H, V]: the decoder product. Padding never reaches the max: padded rows of its input are replaced by a copy
+        # of the text's first real token (exact, since max(S) == max(S + duplicates of a member of S)), which keeps
+        # K = H for the GEMM and leaves no -1e4 outlier to wreck dynamic int8 quantisation of the head input.
+        self.register_buffer("w_head", weight.t().contiguous())
         self.register_buffer("bias", bias.contiguous())
         keep = torch.ones(weight.shape[0])
         if len(zeroed_token_ids):
@@ -108,13 +113,16 @@ class FusedSplade(nn.Module):
         if self.use_token_type_ids:
             kwargs["token_type_ids"] = token_type_ids
         h = self.mlm(**kwargs).logits  # decoder input, [B, S, H]
-        m = attention_mask.unsqueeze(-1).to(h.dtype)
-        h_aug = torch.cat([h, (m - 1.0) * MASK_BIG], dim=-1)  # [B, S, H+1]
-        logits = torch.matmul(h_aug, self.w_aug)  # [B, S, V]; padding rows ~ -1e4
         if self.pooling == "max":
+            real = attention_mask.unsqueeze(-1) > 0  # [B, S, 1]
+            first = torch.argmax(attention_mask, dim=1)  # [B]: the first real token (right or left padding)
+            h_first = torch.gather(h, 1, first.view(-1, 1, 1).expand(-1, 1, h.shape[-1]))  # [B, 1, H]
+            h = torch.where(real, h, h_first)  # [B, S, H]: only H-wide work, never [B, S, V]
+            logits = torch.matmul(h, self.w_head)  # [B, S, V]
             w = _activate(logits.max(dim=1).values + self.bias, self.activation)
         else:
-            w = (_activate(logits + self.bias, self.activation)).sum(dim=1)
+            m = attention_mask.unsqueeze(-1).to(h.dtype)
+            w = (_activate(torch.matmul(h, self.w_head) + self.bias, self.activation) * m).sum(dim=1)
         if self.has_zeroed:
             w = w * self.keep
         return w
@@ -187,32 +195,64 @@ def export(
     *,
     revision: Optional[str] = None,
     opset: int = DEFAULT_OPSET,
-    activation: str = "log1p_relu",
-    pooling: str = "max",
-    query_max_length: int = 64,
-    document_max_length: int = 256,
-    zeroed_token_ids: Sequence[int] = (),
+    activation: Optional[str] = None,
+    pooling: Optional[str] = None,
+    query_max_length: Optional[int] = None,
+    document_max_length: Optional[int] = None,
+    zeroed_token_ids: "Sequence[int] | str | None" = None,
     tolerance: float = 1e-4,
     parity_texts: Optional[Sequence[str]] = None,
     overwrite: bool = False,
     source_name: Optional[str] = None,
+    optimize: bool = True,
+    quantize: Optional[str] = None,
+    precision: str = "fp32",
+    fp16_tolerance: Optional[float] = None,
 ) -> Manifest:
     """Export ``source`` (a local folder or hub id) to ``out_dir`` and verify it against the torch reference.
 
     The artifact is built in a temporary folder next to ``out_dir`` and moved into place only once parity holds, so a
     failed export never leaves a half-written artifact that looks valid.
+
+    ``activation``, ``pooling``, the lengths and ``zeroed_token_ids`` left as ``None`` are taken, in this order, from
+    the source's sentence-transformers SparseEncoder config (``modules.json`` + ``SpladePooling``), the registry
+    entry of a known model id (``splade_onnx.list_models()``), or the SPLADE defaults (log1p_relu, max, 64/256,
+    nothing zeroed). ``zeroed_token_ids="special"`` zeroes the tokenizer's special tokens (OpenSearch's rule).
     """
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
+
+    from .sources import resolve_head
+
+    head = resolve_head(
+        source, revision=revision, source_name=source_name, activation=activation, pooling=pooling,
+        query_max_length=query_max_length, document_max_length=document_max_length,
+        zeroed_token_ids=zeroed_token_ids,
+    )
+    source = head["model_path"]
+    activation, pooling = head["activation"], head["pooling"]
+    query_max_length, document_max_length = head["query_max_length"], head["document_max_length"]
 
     if os.path.exists(out_dir) and os.listdir(out_dir) and not overwrite:
         if os.path.isfile(os.path.join(out_dir, MANIFEST_NAME)):
             raise FileExistsError(f"{out_dir} already holds an artifact; pass overwrite=True (--overwrite)")
         raise FileExistsError(f"{out_dir} exists and is not empty")
 
+    # optimize: store onnxruntime's optimised graph (fusions baked in at export time, see optimize.py).
+    # quantize="int8": the fp32 graph is checked against `tolerance` first, then quantised; the int8 graph's agreement
+    # with the torch reference is recorded in the manifest's `quantization` field (retrieval quality: benchmarks/).
+    if quantize is not None and quantize not in ("int8",):
+        raise ValueError(f"unknown quantize {quantize!r} (known: int8)")
+    # precision="fp16": after the fp32 graph passed `tolerance`, it is converted to float16 (IO kept float32, see
+    # fp16.py) and re-checked against the torch reference with the looser `fp16_tolerance` (default FP16_TOLERANCE).
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"unknown precision {precision!r} (known: fp32, fp16)")
+    if precision == "fp16" and quantize:
+        raise ValueError("precision='fp16' and quantize are exclusive")
     config = AutoConfig.from_pretrained(source, revision=revision)
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, use_fast=True)
     mlm = AutoModelForMaskedLM.from_pretrained(source, revision=revision, dtype=torch.float32)
     mlm.eval()
+    zeroed_token_ids = head["zeroed_ids"](tokenizer)
     model_max = int(min(getattr(config, "max_position_embeddings", 512) or 512, 1 << 20))
     if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert"):
         model_max -= 2  # positions are offset by padding_idx + 1
@@ -227,10 +267,10 @@ def export(
     ).eval()
 
     texts = list(parity_texts or PARITY_TEXTS)
-    parity_len = min(model_max, max(document_max_length, 128))
+    parity_len = min(model_max, max(document_max_length, 128), 512)  # bounded: [texts x len x vocab] logits
     ref = splade_reference(
         mlm, tokenizer, texts, max_length=parity_len, activation=activation, pooling=pooling,
-        zeroed_token_ids=zeroed_token_ids, batch_size=len(texts),
+        zeroed_token_ids=zeroed_token_ids, batch_size=max(2, min(len(texts), (1 << 29) // (parity_len * int(config.vocab_size) * 4))),
     )
 
     parent = os.path.dirname(os.path.abspath(out_dir)) or "."
@@ -258,6 +298,15 @@ def export(
                 do_constant_folding=True,
                 dynamo=False,
             )
+        opt_info: Optional[Dict[str, Any]] = None
+        quant_info: Optional[Dict[str, Any]] = None
+        if optimize:
+            from .optimize import optimize_graph
+
+            raw_path = model_path + ".raw"
+            os.replace(model_path, raw_path)
+            opt_info = optimize_graph(raw_path, model_path, config)
+            os.remove(raw_path)
         _save_tokenizer(tokenizer, os.path.join(work, TOKENIZER_NAME))
 
         got = run_onnx(model_path, _onnx_feeds(tokenizer, texts, parity_len, inputs))
@@ -268,6 +317,35 @@ def export(
             raise ExportParityError(
                 f"exported graph differs from the torch reference by {err:.3g} (> {tolerance:g}); artifact not written"
             )
+        if quantize:
+            from .optimize import int8_agreement, quantize_int8
+
+            q_path = model_path + ".int8"
+            quant_info = quantize_int8(model_path, q_path)
+            got_q = run_onnx(q_path, _onnx_feeds(tokenizer, texts, parity_len, inputs))
+            quant_info["agreement_with_torch_fp32"] = int8_agreement(got_q, ref)
+            quant_info["fp32_graph_parity"] = err
+            os.replace(q_path, model_path)
+            err = float(np.max(np.abs(got_q - ref)))
+            support_equal = bool(np.array_equal(got_q > 0, ref > 0))
+            log.info("int8: %s", quant_info["agreement_with_torch_fp32"])
+        if precision == "fp16":
+            from .fp16 import FP16_TOLERANCE, convert_fp16
+
+            tol16 = FP16_TOLERANCE if fp16_tolerance is None else fp16_tolerance
+            h_path = model_path + ".fp16"
+            quant_info = convert_fp16(model_path, h_path)
+            got_h = run_onnx(h_path, _onnx_feeds(tokenizer, texts, parity_len, inputs))
+            err16 = float(np.max(np.abs(got_h - ref)))
+            quant_info.update({"fp32_graph_parity": err, "max_abs_error_vs_torch_fp32": err16, "tolerance": tol16,
+                               "support_mismatches": int(np.sum((got_h > 0) != (ref > 0))),
+                               "support_size": int(np.sum(ref > 0))})
+            if not (err16 <= tol16):
+                raise ExportParityError(f"fp16 graph differs from the torch reference by {err16:.3g} "
+                                        f"(> {tol16:g}); artifact not written")
+            os.replace(h_path, model_path)
+            err, support_equal = err16, bool(np.array_equal(got_h > 0, ref > 0))
+            log.info("fp16: max |onnx - torch| = %.3g", err16)
 
         manifest = Manifest(
             source=str(source_name or source),
@@ -295,7 +373,11 @@ def export(
                 "support_equal": support_equal,
                 "reference": "transformers AutoModelForMaskedLM, log1p(relu(logits)) masked max over tokens",
             },
-            extra={"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
+            quantization=quant_info,
+            extra={"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                   "optimization": opt_info,
+                   "head": head["provenance"],
+                   "attn_implementation": getattr(wrapper.mlm.config, "_attn_implementation", None)},
         )
         manifest.write(work)
         if os.path.exists(out_dir):
