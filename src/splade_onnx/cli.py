@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, **kw))
     _add_export(sub)
     _add_expand(sub)
+    from .deploy_cli import add_commands as _add_deploy  # idf, pair (roles.py)
+
+    _add_deploy(sub)
     from . import cli_search
 
     cli_search.add_index(sub)
