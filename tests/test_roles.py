@@ -158,3 +158,19 @@ def test_idf_role_errors(tiny_artifact, idf_artifact, tmp_path):
     assert Expander(idf_artifact, query_model="idf").encode_queries("cancer").nnz == 1
     with pytest.raises(FileExistsError):
         add_idf_role(tiny_artifact, ["a text"], idf_artifact)
+
+
+def test_cli_pair_and_idf(tiny_artifact, query_artifact, tmp_path, datasets_dir, capsys):
+    from splade_onnx.cli import main
+
+    out = tmp_path / "pair"
+    assert main(["pair", tiny_artifact, query_artifact, str(out), "--query-max-length", "24", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["max_length"]["query"] == 24 and info["roles"]["query"]["path"] == "query"
+    assert Expander(str(out)).encode_queries(QUERIES[:1]) == Expander(query_artifact).expand(QUERIES[:1], max_length=24)
+    idf_out = tmp_path / "doconly"
+    corpus = str(datasets_dir / "scifact" / "corpus.jsonl")
+    assert main(["idf", corpus, "--model", tiny_artifact, "--out", str(idf_out), "--limit", "500", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["documents"] == 500
+    v = Expander(str(idf_out)).encode_queries("breast cancer")
+    assert v.nnz == 2
