@@ -26,19 +26,22 @@ def _add_export(sub) -> None:
     p.add_argument("out_dir")
     p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to pin")
     p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--activation", default="log1p_relu", choices=["log1p_relu", "log1p_log1p_relu"])
-    p.add_argument("--pooling", default="max", choices=["max", "sum"])
-    p.add_argument("--query-max-length", type=int, default=64)
-    p.add_argument("--doc-max-length", type=int, default=256)
+    p.add_argument("--activation", default=None, choices=["log1p_relu", "log1p_log1p_relu"],
+                   help="default: the source's SpladePooling config, else its registry entry, else log1p_relu")
+    p.add_argument("--pooling", default=None, choices=["max", "sum"], help="default: as --activation, else max")
+    p.add_argument("--query-max-length", type=int, default=None, help="default: registry entry, else 64")
+    p.add_argument("--doc-max-length", type=int, default=None, help="default: registry entry, else 256")
+    p.add_argument("--zero-special-tokens", action="store_true", default=None,
+                   help="zero the weights of the tokenizer's special tokens (OpenSearch; default: registry entry)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max |onnx - torch| allowed (default 1e-4)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing artifact in OUT_DIR")
-    p.set_defaults(func=_cmd_export)
-
-
     p.add_argument("--quantize", default=None, choices=["int8"],
                    help="write a dynamically int8-quantised graph (faster; quality cost in the manifest and README)")
     p.add_argument("--no-optimize", dest="optimize", action="store_false",
                    help="store the raw torch.onnx graph instead of onnxruntime's export-time optimised one")
+    p.set_defaults(func=_cmd_export)
+
+
 def _cmd_export(args) -> int:
     try:
         import splade_onnx_export as ex
@@ -53,11 +56,11 @@ def _cmd_export(args) -> int:
         source, args.out_dir, revision=args.revision, opset=args.opset, activation=args.activation,
         pooling=args.pooling, query_max_length=args.query_max_length, document_max_length=args.doc_max_length,
         tolerance=args.tolerance, overwrite=args.overwrite, source_name=name,
+        quantize=args.quantize, optimize=args.optimize,
+        zeroed_token_ids="special" if args.zero_special_tokens else None,
     )
     if args.json:
         print(json.dumps({"out_dir": args.out_dir, "parity": m.parity, "vocab_size": m.vocab_size}))
-        quantize=args.quantize, optimize=args.optimize,
-        zeroed_token_ids="special" if args.zero_special_tokens else None,
     else:
         print(f"exported {args.source} -> {args.out_dir}  ({m.architecture}, vocab {m.vocab_size}, "
               f"inputs {', '.join(m.inputs)})")
@@ -100,6 +103,49 @@ def _cmd_expand(args) -> int:
     return 0
 
 
+def _add_fuse(sub) -> None:
+    p = sub.add_parser(
+        "fuse", help="append the SPLADE head to an ONNX model that outputs MLM logits (torch-free; needs [fuse])",
+        description="Append mask + max/sum pooling + relu + log1p to MLM_ONNX (outputs [batch, seq, vocab] logits), "
+        "check it against the original graph + the SPLADE formula, and write an artifact to OUT_DIR.",
+    )
+    p.add_argument("mlm_onnx")
+    p.add_argument("out_dir")
+    p.add_argument("--tokenizer", required=True, help="tokenizer.json, or a folder holding it (and its configs)")
+    p.add_argument("--activation", default="log1p_relu", choices=["log1p_relu", "log1p_log1p_relu"])
+    p.add_argument("--pooling", default="max", choices=["max", "sum"])
+    p.add_argument("--zero-special-tokens", action="store_true", help="zero the special tokens' weights (OpenSearch)")
+    p.add_argument("--query-max-length", type=int, default=64)
+    p.add_argument("--doc-max-length", type=int, default=256)
+    p.add_argument("--model-max-length", type=int, default=None, help="the model's window (default: from the "
+                   "tokenizer folder's config.json / tokenizer_config.json, else 512)")
+    p.add_argument("--tolerance", type=float, default=1e-4)
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_cmd_fuse)
+
+
+def _cmd_fuse(args) -> int:
+    import os
+
+    from .fuse import fuse, read_model_max_length
+
+    folder = args.tokenizer if os.path.isdir(args.tokenizer) else os.path.dirname(os.path.abspath(args.tokenizer))
+    m = fuse(
+        args.mlm_onnx, args.out_dir, tokenizer=args.tokenizer, activation=args.activation, pooling=args.pooling,
+        zeroed_token_ids="special" if args.zero_special_tokens else (), query_max_length=args.query_max_length,
+        document_max_length=args.doc_max_length,
+        model_max_length=args.model_max_length or read_model_max_length(folder), tolerance=args.tolerance,
+        overwrite=args.overwrite,
+    )
+    if args.json:
+        print(json.dumps({"out_dir": args.out_dir, "parity": m.parity, "vocab_size": m.vocab_size}))
+    else:
+        print(f"fused {args.mlm_onnx} -> {args.out_dir}  (vocab {m.vocab_size}, {m.activation}, {m.pooling} pooling)")
+        print(f"parity vs logits graph + formula: max |diff| = {m.parity['max_abs_error']:.2e} over "
+              f"{m.parity['texts']} texts, same support: {m.parity['support_equal']}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -120,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .deploy_cli import add_commands as _add_deploy  # idf, pair (roles.py)
 
     _add_deploy(sub)
+    _add_fuse(sub)
     from . import cli_search
 
     cli_search.add_index(sub)
