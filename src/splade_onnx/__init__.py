@@ -5,12 +5,13 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Expander", "SparseVector", "Manifest", "SparseIndex", "__version__"]
+__all__ = ["Expander", "SparseVector", "Manifest", "SparseIndex", "list_models", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .expander import Expander
     from .index import SparseIndex
     from .manifest import Manifest
+    from .registry import list_models
     from .vectors import SparseVector
 
 _LAZY = {
@@ -18,6 +19,7 @@ _LAZY = {
     "SparseVector": ".vectors",
     "Manifest": ".manifest",
     "SparseIndex": ".index",
+    "list_models": ".registry",
 }
 
 
