@@ -5,9 +5,19 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Expander", "SparseVector", "Manifest", "SparseIndex", "list_models", "__version__"]
+# onnxruntime >= 1.2x on Linux/macOS ships 1DS telemetry: at its first session it writes a device id and an offline
+# event store under ~/.cache/Microsoft/DeveloperTools (or a `.ses` file in the working directory when HOME is not
+# writable) and uploads events. A retrieval library must write nothing and open no socket unless asked to (issue 6),
+# so opt out before onnxruntime is first imported; `ORT_DISABLE_TELEMETRY=0` in the environment keeps it on.
+import os as _os
+
+_os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+del _os
+
+__all__ = ["Expander", "SparseVector", "Manifest", "SparseIndex", "doctor", "list_models", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .doctor import doctor
     from .expander import Expander
     from .index import SparseIndex
     from .manifest import Manifest
@@ -18,6 +28,7 @@ _LAZY = {
     "Expander": ".expander",
     "SparseVector": ".vectors",
     "Manifest": ".manifest",
+    "doctor": ".doctor",
     "SparseIndex": ".index",
     "list_models": ".registry",
 }

@@ -58,4 +58,7 @@ def doctor(distributions: Optional[Iterable[str]] = None, *, log_warning: bool =
         "cuda": "CUDAExecutionProvider" in ort.get_available_providers(),
         "distributions": installed_onnxruntime_distributions(distributions),
         "conflict": conflict,
+        # "1": onnxruntime's telemetry is off (splade_onnx sets it unless the environment says otherwise; it only
+        # takes effect when set before onnxruntime's first import in the process)
+        "ort_disable_telemetry": __import__("os").environ.get("ORT_DISABLE_TELEMETRY"),
     }
