@@ -2,7 +2,7 @@
 
 Layout: for every vocabulary id ``t`` the postings ``docs[indptr[t]:indptr[t+1]]`` (int32 document ordinals, ascending)
 and their weights (float32, float16, or uint8 with one global scale). Search gathers the postings of the query's terms,
-accumulates ``query_weight * doc_weight`` per document with ``np.bincount`` (float64) and selects the top k, so one
+accumulates ``query_weight * doc_weight`` per document into a dense float64 array and selects the top k, so one
 query costs O(P + N) where P is the number of postings of its terms (the postings "touched") and N the number of
 documents (the dense accumulator and the selection).
 """
@@ -437,8 +437,7 @@ class SparseIndex:
             for b in range(0, len(qs), rows):
                 parsed = [self._query(q, max_query_terms) for q in qs[b: b + rows]]
                 if len(parsed) == 1:
-                    d, w = self._gather(*parsed[0])
-                    out.append(self._top(self._accumulate(d, w, n), int(k)))
+                    out.append(self._top(self._score_one(*parsed[0], n), int(k)))
                     continue
                 d_all, w_all = [], []
                 for r, (t, qw) in enumerate(parsed):
@@ -449,6 +448,26 @@ class SparseIndex:
                 acc = self._accumulate(np.concatenate(d_all), np.concatenate(w_all), m).reshape(len(parsed), n)
                 out.extend(self._top(acc[r], int(k)) for r in range(len(parsed)))
         return out[0] if single else out
+
+    def _score_one(self, terms: np.ndarray, qw: np.ndarray, n: int) -> np.ndarray:
+        """Scores of one query: for each query term, add ``q * w`` into a dense float64 accumulator.
+
+        A term's postings hold each document at most once, so ``acc[docs] += ...`` is exact; this touches each
+        posting once, without concatenating the postings first.
+        """
+        acc = np.zeros(n, dtype=np.float64)
+        try:
+            for seg in self._segments:
+                indptr = seg.indptr
+                starts = indptr[terms].tolist()
+                ends = indptr[terms + 1].tolist()
+                for q, s, e in zip(qw.tolist(), starts, ends):
+                    if e > s:
+                        d = seg.docs[s:e]
+                        acc[d] += self._dequant(seg.weights[s:e]) * q
+        except IndexError as exc:
+            raise IndexFileError("postings point past the last document: the index is corrupt") from exc
+        return acc
 
     @staticmethod
     def _accumulate(docs: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
