@@ -58,9 +58,10 @@ def expand_iter(
             except (TypeError, ValueError) as e:
                 pos = getattr(e, "positions", None)
                 if pos is not None:
-                    e.positions = [p + offset for p in pos]  # type: ignore[attr-defined]
+                    moved = [p + offset for p in pos]
+                    setattr(e, "positions", moved)
                     e.args = (f"{e.args[0]} (positions are within the chunk starting at stream position {offset}; "
-                              f"stream positions: {e.positions})",)  # type: ignore[attr-defined]
+                              f"stream positions: {moved})",)
                 raise
             offset += len(chunk)
             if bar is not None:
