@@ -4,11 +4,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import unicodedata
 import warnings
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union, overload
+from collections.abc import Mapping
 
 import numpy as np
 
+from . import _precut
 from .errors import ArtifactError, TextTypeError, TextValueError
 from .hub import resolve_model
 from .manifest import MODEL_NAME, OUTPUT_NAME, TOKENIZER_NAME, Manifest, sha256_file
@@ -22,9 +25,6 @@ DEFAULT_LOGITS_BUDGET_MB = 128
 ProviderSpec = Union[str, Tuple[str, dict]]
 
 
-def _normalize_providers(providers: Optional[Sequence[ProviderSpec]]) -> List[ProviderSpec]:
-    import onnxruntime as ort
-
 def rows_per_run(seq: int, vocab: int, budget_bytes: int, batch_size: int) -> int:
     """Texts per onnxruntime run: at most ``batch_size``, and few enough that the run's ``rows x seq x vocab``
     float32 head product fits ``budget_bytes`` (at least one row, so one text of ``seq`` tokens always runs).
@@ -34,6 +34,9 @@ def rows_per_run(seq: int, vocab: int, budget_bytes: int, batch_size: int) -> in
     """
     return int(max(1, min(batch_size, budget_bytes // max(1, seq * vocab * 4))))
 
+
+def _normalize_providers(providers: Optional[Sequence[ProviderSpec]]) -> List[ProviderSpec]:
+    import onnxruntime as ort
 
     if providers is None:
         return ["CPUExecutionProvider"]
@@ -46,6 +49,12 @@ def rows_per_run(seq: int, vocab: int, budget_bytes: int, batch_size: int) -> in
             wanted.append(aliases.get(p.lower(), p))
         else:
             wanted.append((aliases.get(p[0].lower(), p[0]), p[1]))
+    if any((p if isinstance(p, str) else p[0]) != "CPUExecutionProvider" for p in wanted):
+        from .doctor import onnxruntime_conflict
+
+        conflict = onnxruntime_conflict()  # onnxruntime + onnxruntime-gpu side by side: CUDA silently lost
+        if conflict:
+            log.warning(conflict)
     available = set(ort.get_available_providers())
     usable = [p for p in wanted if (p if isinstance(p, str) else p[0]) in available]
     missing = [p if isinstance(p, str) else p[0] for p in wanted if p not in usable]
@@ -61,6 +70,15 @@ def rows_per_run(seq: int, vocab: int, budget_bytes: int, batch_size: int) -> in
     return usable
 
 
+def _ort_reason(e: Exception, limit: int = 300) -> str:
+    """onnxruntime's load error without its C++ source location, so the reason itself fits in the message."""
+    import re
+
+    msg = " ".join(str(e).split())
+    msg = re.sub(r"/\S+\.(?:cc|h|cpp):\d+ \S+?\(.*?\) ", "", msg)
+    return msg if len(msg) <= limit else msg[: limit // 3] + " ... " + msg[-(2 * limit) // 3:]
+
+
 class Expander:
     """Load a splade-onnx artifact and expand texts into sparse vectors.
 
@@ -73,7 +91,23 @@ class Expander:
         logits_budget_mb: cap on the ``tokens x vocab`` float32 logits of one onnxruntime run; larger batches are
             split so peak memory stays bounded whatever the batch size and length.
         verify: check ``model.onnx`` against the manifest's sha256 at load.
+        io_binding: run through an onnxruntime IO binding (inputs bound from numpy, the output allocated on the
+            device and copied to the host once). Default: on when the session runs on CUDA, off on CPU.
         revision, cache_dir, local_files_only: passed to huggingface-hub for hub repo ids.
+
+    Input contract (every case has a test in ``tests/test_hostile_inputs.py``):
+        ``expand`` takes a ``str`` (one vector back) or an ordered iterable of ``str`` (a list, tuple, generator,
+        numpy array of strings; ``str`` subclasses are fine): one vector per text, in input order. ``None``, a
+        number, ``bytes`` or a ``dict``/``set`` as the whole argument raise ``TypeError``. Within a batch, a
+        non-``str`` item (``None``, bytes, a number, a nested list) raises
+        :class:`~splade_onnx.errors.TextTypeError`; an empty or whitespace-only text, one made only of
+        control/format characters, or one with a lone surrogate raises :class:`~splade_onnx.errors.TextValueError`.
+        Both name the positions (``.positions``) and keep the vectors of every other text (``.results``, ``None``
+        at the bad positions). Any other text (NUL and control characters inside text, combining marks,
+        right-to-left scripts, emoji, mixed scripts, a 10 MB string) gives a valid vector; texts far longer than
+        ``max_length`` tokens are pre-cut at a word boundary that provably keeps the same tokens, so a 10 MB string
+        costs milliseconds, not seconds and a gigabyte. Nothing is mutated between calls and one Expander may be
+        shared by threads.
     """
 
     def __init__(
@@ -92,6 +126,7 @@ class Expander:
         query_model=None,
         long_documents: str = "truncate",
         stride: Optional[int] = None,
+        io_binding: Optional[bool] = None,
     ) -> None:
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
@@ -115,6 +150,11 @@ class Expander:
         self._tokenizer = self._load_tokenizer(tok_path)
         self._session = self._load_session(model_path, providers, threads)
         self._input_names = [i.name for i in self._session.get_inputs()]
+        from .gpu import session_device
+
+        self._device = session_device(self._session)
+        # IO binding: on by default on CUDA (output allocated on the device, copied back once), optional on CPU
+        self.io_binding = (self._device == "cuda") if io_binding is None else bool(io_binding)
         self._tok_by_len: Dict[int, object] = {}
         self._tok_lock = threading.Lock()
         self._vocab: Optional[List[str]] = None
@@ -140,9 +180,30 @@ class Expander:
         if vocab_n > self.manifest.vocab_size:
             raise ArtifactError(
                 f"tokenizer has {vocab_n} tokens but the model outputs {self.manifest.vocab_size} weights; "
-                "the tokenizer does not belong to this model",
+                "the tokenizer does not belong to this model; re-export the artifact (or copy the model's own "
+                "tokenizer.json back)",
                 tok_path,
             )
+        # a few ids of padding are common (embeddings rounded up to a multiple of 8/64); far fewer tokens is not
+        # (a smaller tokenizer cannot produce an out-of-range id, and random-init test models pair real vocab sizes
+        # with a substitute tokenizer, so it is a warning; a foreign tokenizer is caught by the special-token ids)
+        if vocab_n < 0.9 * self.manifest.vocab_size:
+            log.warning(
+                "%s: tokenizer has %d tokens, far fewer than the %d weights the model outputs; output dimensions "
+                "past %d can still fire but no text token maps to them. If this is not intended, re-export the "
+                "artifact with the model's own tokenizer.", tok_path, vocab_n, self.manifest.vocab_size, vocab_n,
+            )
+        for role, spec in (self.manifest.special_tokens or {}).items():
+            if not isinstance(spec, dict) or spec.get("token") is None or spec.get("id") is None:
+                continue
+            got = tok.token_to_id(str(spec["token"]))
+            if got != spec["id"]:
+                raise ArtifactError(
+                    f"tokenizer maps the {role} token {spec['token']!r} to id {got}, the manifest says {spec['id']}; "
+                    "the tokenizer does not belong to this model: re-export the artifact (or copy the model's own "
+                    "tokenizer.json back)",
+                    tok_path,
+                )
         tok.no_padding()
         tok.no_truncation()
         return tok
@@ -152,6 +213,12 @@ class Expander:
 
         so = ort.SessionOptions()
         so.log_severity_level = 3
+        # Exported artifacts store onnxruntime's optimised graph (manifest extra.optimization): load them at "basic"
+        # (constant folding only) and never spend load time on fusions; older artifacts keep onnxruntime's default.
+        if (self.manifest.extra or {}).get("optimization"):
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        # No CPU arena: runs are capped by the logits budget, and an arena would keep (and round up) its peak.
+        so.enable_cpu_mem_arena = bool(int(os.environ.get("SPLADE_ONNX_CPU_ARENA", "0")))
         if threads:
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1
@@ -159,8 +226,9 @@ class Expander:
             sess = ort.InferenceSession(model_path, so, providers=_normalize_providers(providers))
         except Exception as e:  # noqa: BLE001 - onnxruntime raises its own Fail/InvalidProtobuf types
             raise ArtifactError(
-                f"onnxruntime cannot load the graph ({type(e).__name__}: {str(e).strip()[:300]}); "
-                "the file is truncated or corrupt: re-export or re-download the artifact",
+                f"onnxruntime cannot load the graph ({type(e).__name__}: {_ort_reason(e)}); "
+                "the file is truncated or corrupt, or needs a newer onnxruntime: re-export or re-download the "
+                "artifact (or upgrade onnxruntime)",
                 model_path,
             ) from e
         outs = sess.get_outputs()
@@ -174,12 +242,14 @@ class Expander:
         shape = outs[0].shape
         if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != self.manifest.vocab_size):
             raise ArtifactError(
-                f"graph output shape {shape} does not match the manifest's vocab_size {self.manifest.vocab_size}",
+                f"graph output shape {shape} does not match the manifest's vocab_size {self.manifest.vocab_size}: "
+                "model.onnx and splade_onnx.json are from different exports; re-export the artifact",
                 model_path,
             )
         missing = [n for n in self.manifest.inputs if n not in [i.name for i in sess.get_inputs()]]
         if missing:
-            raise ArtifactError(f"graph lacks inputs {missing} named in the manifest", model_path)
+            raise ArtifactError(f"graph lacks inputs {missing} named in the manifest; re-export the artifact",
+                                model_path)
         return sess
 
     # ----------------------------------------------------------------------------------------------- properties
@@ -211,16 +281,14 @@ class Expander:
 
     # ----------------------------------------------------------------------------------------------- encoding
     @overload
-    def expand(self, texts: str, *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...) -> SparseVector: ...
+    def expand(  # type: ignore[overload-overlap]  # a str is also an Iterable[str]: the str overload wins
+        self, texts: str, *, max_length: Optional[int] = ..., batch_size: Optional[int] = ..., prune: Any = ...,
+        long_documents: Optional[str] = ..., stride: Optional[int] = ...,
+    ) -> SparseVector: ...
     @overload
-        # Exported artifacts store onnxruntime's optimised graph (manifest extra.optimization): load them at "basic"
-        # (constant folding only) and never spend load time on fusions; older artifacts keep onnxruntime's default.
-        if (self.manifest.extra or {}).get("optimization"):
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        # No CPU arena: runs are capped by the logits budget, and an arena would keep (and round up) its peak.
-        so.enable_cpu_mem_arena = bool(int(os.environ.get("SPLADE_ONNX_CPU_ARENA", "0")))
     def expand(
-        self, texts: Iterable[str], *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...
+        self, texts: Iterable[str], *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...,
+        prune: Any = ..., long_documents: Optional[str] = ..., stride: Optional[int] = ...,
     ) -> List[SparseVector]: ...
 
     def expand(self, texts, *, max_length=None, batch_size=None, prune=None, long_documents=None, stride=None):
@@ -241,6 +309,9 @@ class Expander:
                                long_documents=long_documents, stride=stride)[0]
         if isinstance(texts, (bytes, bytearray)):
             raise TextTypeError(f"texts must be strings, got {type(texts).__name__}; decode it first", [0], [None])
+        if isinstance(texts, (Mapping, set, frozenset)):  # keys or values? and a set has no order to return
+            raise TypeError(f"texts must be a list (or other ordered iterable) of strings, got {type(texts).__name__}; "
+                            "pass list(d.values()) or sorted(s)")
         if texts is None or not isinstance(texts, Iterable):
             raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
         items = list(texts)
@@ -262,7 +333,10 @@ class Expander:
                                                stride if stride is not None else self.stride,
                                                batch_size or self.batch_size)
             else:
-                vecs = self._encode([items[i] for i in good], max_length, batch_size or self.batch_size)
+                # huge texts: tokenize only a prefix that provably keeps the same tokens (see _precut.py)
+                good_texts = _precut.precut([items[i] for i in good], max_length, self._tokenizer,
+                                            self._tokenizer_for(max_length))
+                vecs = self._encode(good_texts, max_length, batch_size or self.batch_size)
             vecs = pruning.apply(vecs, prune if prune is not None else self.prune)
             for i, v in zip(good, vecs):
                 results[i] = v
@@ -288,7 +362,8 @@ class Expander:
         """:meth:`expand` with the manifest's query length, or the query role's encoder (a separate query model, or
         the IDF table of a document-only artifact) when the artifact or ``query_model=`` defines one."""
         if self._query_role is not None:
-            return self._query_role.encode(texts, max_length=max_length, batch_size=batch_size, prune=prune)
+            return self._query_role.encode(texts, max_length=max_length, batch_size=batch_size,
+                                           prune=prune if prune is not None else getattr(self, 'prune', None))
         return self.expand(texts, max_length=max_length or self.manifest.max_length["query"], batch_size=batch_size,
                            prune=prune)
 
@@ -300,6 +375,18 @@ class Expander:
 
     encode_query = encode_queries
     encode_document = encode_documents
+
+    def expand_iter(self, texts: Iterable[str], *, chunk_size: int = 256, progress: bool = False,
+                    total: Optional[int] = None, **expand_kwargs):
+        """Stream: yield one vector per text in input order, holding only ``chunk_size`` texts (and their vectors)
+        at a time, so a corpus of any length encodes in flat memory. ``progress=True`` shows a tqdm bar when tqdm
+        is installed (``total`` sizes it for generators). Other keyword arguments go to :meth:`expand`. A bad item
+        raises like :meth:`expand`, with ``.positions`` counted from the start of the stream."""
+        from .stream import expand_iter
+
+        return expand_iter(self, texts, chunk_size=chunk_size, progress=progress, total=total, **expand_kwargs)
+
+    encode_stream = expand_iter
 
     @staticmethod
     def _validate(items: Sequence[object]):
@@ -317,8 +404,19 @@ class Expander:
                 except UnicodeEncodeError:
                     bad_value.append((i, "not valid Unicode (lone surrogate); fix the text's encoding"))
                     continue
+                if not any(not (c.isspace() or unicodedata.category(c)[0] == "C") for c in t):  # stops at 1st letter
+                    bad_value.append((i, "only control/format characters (nothing to tokenize)"))
+                    continue
                 good.append(i)
         return bad_type, bad_value, good
+
+    def _run(self, feeds: Dict[str, np.ndarray]) -> np.ndarray:
+        """One onnxruntime run -> the ``[rows, vocab]`` weights on the host (IO binding when enabled)."""
+        if self.io_binding:
+            from .gpu import run_bound
+
+            return run_bound(self._session, feeds, OUTPUT_NAME, self._device)
+        return self._session.run([OUTPUT_NAME], feeds)[0]
 
     def _encode(self, texts: List[str], max_length: int, batch_size: int) -> List[SparseVector]:
         tok = self._tokenizer_for(max_length)
@@ -354,7 +452,7 @@ class Expander:
             feeds = {"input_ids": ids, "attention_mask": mask}
             if need_tti:
                 feeds["token_type_ids"] = np.zeros_like(ids)
-            dense = self._session.run([OUTPUT_NAME], feeds)[0]
+            dense = self._run(feeds)
             for r, j in enumerate(idx):
                 out[j] = SparseVector.from_dense(dense[r])
             start += rows
