@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable JSON output")
     common.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=lambda **kw: argparse.ArgumentParser(
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=lambda **kw: argparse.ArgumentParser(  # type: ignore[call-overload]
         parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, **kw))
     _add_export(sub)
     _add_expand(sub)

@@ -104,7 +104,7 @@ def _cmd_search(args) -> int:
         print("error: no query given", file=sys.stderr)
         return 2
     qvecs = e.encode_queries(queries, max_length=args.query_max_length)
-    results = idx.search(qvecs, k=args.k)
+    results: List[List[Tuple[Any, float]]] = idx.search(qvecs, k=args.k)  # type: ignore[assignment]
     vocab = idx.vocab or e.vocab
     for q, qv, hits in zip(queries, qvecs, results):
         rows = []

@@ -162,7 +162,7 @@ def evaluate(
     t3 = time.perf_counter()
     hits = index.search(qvecs, k=k)
     t4 = time.perf_counter()
-    run = dict(zip(data.query_ids, hits))
+    run: Dict[str, List[Tuple[str, float]]] = dict(zip(data.query_ids, hits))  # type: ignore[arg-type]
     if run_out:
         write_trec_run(run, run_out)
     metrics = score_run(data.qrels, run)

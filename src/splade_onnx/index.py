@@ -356,7 +356,7 @@ class SparseIndex:
 
     def _dequant(self, w: np.ndarray) -> np.ndarray:
         if self.dtype == "uint8":
-            return w.astype(np.float64) * self.scale
+            return w.astype(np.float64) * float(self.scale or 0.0)
         return w.astype(np.float64)
 
     def to_csr(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray, List[DocId]]:
@@ -546,10 +546,10 @@ class SparseIndex:
             jsons["texts.json"] = self.texts
         for fn, obj in jsons.items():
             fp = os.path.join(data_dir, fn)
-            with open(fp, "w", encoding="utf-8") as f:
-                json.dump(obj, f, ensure_ascii=False)
-                f.flush()
-                os.fsync(f.fileno())
+            with open(fp, "w", encoding="utf-8") as fj:
+                json.dump(obj, fj, ensure_ascii=False)
+                fj.flush()
+                os.fsync(fj.fileno())
             files[fn] = {"bytes": os.path.getsize(fp), "sha256": _sha256(fp)}
         header = {
             "format": INDEX_FORMAT, "format_version": INDEX_FORMAT_VERSION, "data": data_name,
@@ -557,10 +557,10 @@ class SparseIndex:
             "n_docs": len(self._ids), "nnz": seg.nnz, "model": self.model, "files": files,
         }
         tmp = os.path.join(path, f".tmp-{HEADER_NAME}-{uuid.uuid4().hex[:8]}")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(header, f, indent=1, ensure_ascii=False)
-            f.flush()
-            os.fsync(f.fileno())
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(header, fh, indent=1, ensure_ascii=False)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.replace(tmp, header_path)  # the commit point
         _fsync_dir(path)
         for old in os.listdir(path):  # earlier data folders and leftovers of interrupted saves

@@ -16,7 +16,7 @@ The survivors keep their ascending token-id order, so a pruned :class:`SparseVec
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -59,11 +59,11 @@ def parse_spec(spec: PruneSpec) -> Optional[Tuple[str, float]]:
         m, v = spec.split("=", 1)
         return check(m, float(v))
     if isinstance(spec, dict):
-        m = spec.get("method", spec.get("prune_type"))
-        v = spec.get("value", spec.get("prune_ratio"))
-        if m is None or v is None:
+        dm: Any = spec.get("method", spec.get("prune_type"))
+        dv: Any = spec.get("value", spec.get("prune_ratio"))
+        if dm is None or dv is None:
             raise ValueError(f"prune spec {spec!r} needs 'method' and 'value' (or 'prune_type' and 'prune_ratio')")
-        return check(m, v)
+        return check(dm, dv)
     if isinstance(spec, (tuple, list)) and len(spec) == 2:
         return check(spec[0], spec[1])
     raise TypeError(f"prune spec must be None, (method, value), a dict or 'method=value'; got {spec!r}")

@@ -261,7 +261,7 @@ def build_idf(artifact: str, texts: Iterable[str]) -> Dict[str, float]:
     for t, i in tok.get_vocab(with_added_tokens=True).items():
         if i < m.vocab_size and i not in special:
             table[t] = round(float(idf[i]), 6)
-    return dict(sorted(table.items(), key=lambda kv: tok.token_to_id(kv[0])))
+    return dict(sorted(table.items(), key=lambda kv: tok.token_to_id(kv[0]) or 0))
 
 
 def add_idf_role(artifact: str, texts: Iterable[str], out_dir: Optional[str] = None, *, overwrite: bool = False,
