@@ -139,16 +139,41 @@ class Expander:
         for p, what in ((model_path, "ONNX graph"), (tok_path, "tokenizer")):
             if not os.path.isfile(p):
                 raise ArtifactError(f"{what} file is missing; re-export or re-download the artifact", p)
-        if verify and self.manifest.model_sha256:
-            digest = sha256_file(model_path)
-            if digest != self.manifest.model_sha256:
+        # The sha256 of model.onnx is computed in a thread while the tokenizer and the session load (hashlib and
+        # onnxruntime release the GIL), so verification costs no cold-start time on a 2-core machine; a mismatch is
+        # still raised before the constructor returns, and takes precedence over a session load error.
+        hasher: Optional[threading.Thread] = None
+        digest_box: Dict[str, object] = {}
+        expected = self.manifest.model_sha256 if verify else None
+        if expected:
+            def _hash() -> None:
+                try:
+                    digest_box["digest"] = sha256_file(model_path)
+                except OSError as exc:  # pragma: no cover - unreadable file: the session load reports it
+                    digest_box["error"] = exc
+
+            hasher = threading.Thread(target=_hash, name="splade-onnx-sha256", daemon=True)
+            hasher.start()
+
+        def _check_digest() -> None:
+            if hasher is None:
+                return
+            hasher.join()
+            digest = digest_box.get("digest")
+            if isinstance(digest, str) and digest != expected:
                 raise ArtifactError(
-                    f"sha256 {digest[:12]}... does not match the manifest ({self.manifest.model_sha256[:12]}...): "
+                    f"sha256 {digest[:12]}... does not match the manifest ({str(expected)[:12]}...): "
                     "the file is corrupt or was replaced; re-export or re-download the artifact",
                     model_path,
                 )
-        self._tokenizer = self._load_tokenizer(tok_path)
-        self._session = self._load_session(model_path, providers, threads)
+
+        try:
+            self._tokenizer = self._load_tokenizer(tok_path)
+            self._session = self._load_session(model_path, providers, threads)
+        except BaseException:
+            _check_digest()
+            raise
+        _check_digest()
         self._input_names = [i.name for i in self._session.get_inputs()]
         from .gpu import session_device
 
