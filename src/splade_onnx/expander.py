@@ -242,8 +242,10 @@ class Expander:
         # (constant folding only) and never spend load time on fusions; older artifacts keep onnxruntime's default.
         if (self.manifest.extra or {}).get("optimization"):
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-        # No CPU arena: runs are capped by the logits budget, and an arena would keep (and round up) its peak.
-        so.enable_cpu_mem_arena = bool(int(os.environ.get("SPLADE_ONNX_CPU_ARENA", "0")))
+        # CPU arena on: without it every run page-faults a fresh logits buffer (measured on splade-tiny, batch 32 x
+        # 256: 34 docs/s without, 59 docs/s with, same 270 MB peak). The arena keeps about one run's worth, which the
+        # logits budget bounds. SPLADE_ONNX_CPU_ARENA=0 turns it off (the peak is then returned after each call).
+        so.enable_cpu_mem_arena = bool(int(os.environ.get("SPLADE_ONNX_CPU_ARENA", "1")))
         if threads:
             so.intra_op_num_threads = int(threads)
             so.inter_op_num_threads = 1
