@@ -45,6 +45,7 @@ def add_index(sub) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "uint8"])
     p.add_argument("--doc-max-length", type=int, default=None)
     p.add_argument("--no-texts", action="store_true", help="do not store the document texts in the index")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_index)
 
 
@@ -56,7 +57,8 @@ def _cmd_index(args) -> int:
     e = Expander(args.model)
     t0 = time.perf_counter()
     idx = SparseIndex.from_expander(e, texts, ids, dtype=args.dtype, max_length=args.doc_max_length,
-                                    store_texts=not args.no_texts)
+                                    store_texts=not args.no_texts,
+                                    progress=not args.no_progress and not args.json and sys.stderr.isatty())
     t1 = time.perf_counter()
     idx.save(args.out)
     info = {"index": args.out, "docs": len(idx), "postings": idx.nnz, "dtype": idx.dtype,

@@ -192,11 +192,15 @@ class SparseIndex:
     @classmethod
     def from_expander(cls, expander: Any, texts: Sequence[str], ids: Optional[Sequence[DocId]] = None, *,
                       dtype: str = "float32", max_length: Optional[int] = None,
-                      store_texts: bool = False) -> "SparseIndex":
+                      store_texts: bool = False, progress: bool = False) -> "SparseIndex":
         """Encode ``texts`` as documents with ``expander`` and index them (vocab and model provenance included;
-        the texts too with ``store_texts=True``)."""
+        the texts too with ``store_texts=True``; a tqdm bar with ``progress=True``)."""
         texts = list(texts)
-        vecs = expander.encode_documents(texts, max_length=max_length)
+        if progress:
+            doc_len = max_length or expander.manifest.max_length["document"]
+            vecs = list(expander.expand_iter(texts, progress=True, total=len(texts), max_length=doc_len))
+        else:
+            vecs = expander.encode_documents(texts, max_length=max_length)
         idx = cls(expander.vocab_size, dtype=dtype, vocab=expander.vocab, model=model_info(expander))
         idx.add(vecs, ids, texts if store_texts else None)
         return idx
