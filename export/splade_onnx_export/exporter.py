@@ -1,10 +1,11 @@
 """Export a Hugging Face masked-LM checkpoint to a fused SPLADE ONNX artifact.
 
-The graph computes ``act(max over real tokens of logits) `` directly: the MLM decoder's input is taken from the model
-(decoder replaced by identity), and the decoder product is done here with one extra input column that carries the
-attention mask (0 for real tokens, -1e4 for padding) against a row of ones, so padded positions come out of the GEMM far
-below any real logit and can never win the max, at no extra pass over ``[batch, seq, vocab]``. The bias is added after the
-max (it does not depend on the token), then relu and an exact log1p run on ``[batch, vocab]`` only.
+The graph computes ``act(max over real tokens of logits)`` directly: the MLM decoder's input is taken from the model
+(decoder replaced by identity) and the decoder product is done here. For max pooling, padded rows of that input are
+replaced by a copy of the text's first real token (a duplicate cannot change a max, so padding never wins it), which is
+``hidden``-wide work only, never an extra pass over ``[batch, seq, vocab]``. The bias is added after the max (it does
+not depend on the token), then relu and an exact log1p run on ``[batch, vocab]`` only. Sum pooling masks the
+activated logits.
 """
 from __future__ import annotations
 
