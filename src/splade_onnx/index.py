@@ -8,7 +8,6 @@ documents (the dense accumulator and the selection).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 import numpy as np
 
 from .errors import IndexFileError
+from .manifest import sha256_file
 from .vectors import SparseVector
 
 log = logging.getLogger("splade_onnx")
@@ -53,15 +53,7 @@ def _vec_arrays(v: Any) -> Tuple[np.ndarray, np.ndarray]:
     raise TypeError(f"expected a SparseVector (or {{'indices', 'values'}}), got {type(v).__name__}")
 
 
-def _sha256(path: str, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
+_sha256 = sha256_file
 
 
 class _Segment:
