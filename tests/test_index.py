@@ -211,6 +211,18 @@ def test_truncated_and_corrupted_files_are_refused(tmp_path):
     with pytest.raises(IndexFileError, match="post_docs.npy"):
         SparseIndex.load(path)
     restore()
+    # same size, valid .npy, but document ordinals out of range (negative, past the end): refused at search time
+    # without verify, never wrapped around into another document's score
+    ptr = np.load(data / "term_indptr.npy")
+    q, term = next((q, int(t)) for q in qs for t in q.indices if ptr[t + 1] > ptr[t])
+    for pos, bad in ((ptr[term], -3), (ptr[term + 1] - 1, 10**6)):
+        docs = np.load(data / "post_docs.npy")
+        docs[pos] = bad
+        np.save(data / "post_docs.npy", docs)
+        loaded = SparseIndex.load(path, mmap=False)
+        with pytest.raises(IndexFileError, match="out of range"):
+            loaded.search(q, k=3)
+        restore()
     (path / "index.json").write_text("{not json")
     with pytest.raises(IndexFileError, match="index.json"):
         SparseIndex.load(path)

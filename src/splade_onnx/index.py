@@ -30,7 +30,6 @@ DTYPES = ("float32", "float16", "uint8")
 DocId = Union[str, int]
 Hit = Tuple[DocId, float]
 # When a batch of queries is scored at once, the dense [queries x docs] accumulator is capped at this many cells.
-_BATCH_CELLS = 1 << 22
 
 
 class Contribution(NamedTuple):
@@ -69,33 +68,44 @@ class _Segment:
         return int(self.docs.shape[0])
 
 
+def _term_pointers(vocab_size: int, terms: np.ndarray) -> np.ndarray:
+    """``indptr`` of term-major postings whose terms, in order, are ``terms``."""
+    tindptr = np.zeros(vocab_size + 1, dtype=np.int64)
+    np.cumsum(np.bincount(terms, minlength=vocab_size), out=tindptr[1:])
+    return tindptr
+
+
+def _terms_of(vocab_size: int, indptr: np.ndarray) -> np.ndarray:
+    """The term of each posting of term-major postings with pointers ``indptr``."""
+    return np.repeat(np.arange(vocab_size, dtype=np.int32), np.diff(indptr))
+
+
+def _group_by_term(vocab_size: int, terms: np.ndarray, docs: np.ndarray, weights: np.ndarray) -> _Segment:
+    """Postings in document order -> term-major postings, documents still ascending within a term.
+
+    A stable sort by term keeps each term's documents in ordinal order; with <= 65536 terms numpy radix-sorts
+    uint16 keys in O(nnz).
+    """
+    key = terms.astype(np.uint16) if vocab_size <= 65536 else terms
+    order = np.argsort(key, kind="stable")
+    return _Segment(_term_pointers(vocab_size, terms), docs[order], weights[order])
+
+
 def _invert(vocab_size: int, indptr: np.ndarray, indices: np.ndarray, weights: np.ndarray, offset: int) -> _Segment:
-    """Forward CSR (docs x vocab) -> term-major postings, documents ascending within a term (stable sort)."""
+    """Forward CSR (docs x vocab) -> term-major postings."""
     n = indptr.shape[0] - 1
     doc_of = np.repeat(np.arange(offset, offset + n, dtype=np.int32), np.diff(indptr))
-    # A stable sort by term keeps the documents of a term in ordinal order; with <= 65536 terms numpy radix-sorts
-    # uint16 keys in O(nnz).
-    key = indices.astype(np.uint16) if vocab_size <= 65536 else indices
-    order = np.argsort(key, kind="stable")
-    counts = np.bincount(indices, minlength=vocab_size)
-    tindptr = np.zeros(vocab_size + 1, dtype=np.int64)
-    np.cumsum(counts, out=tindptr[1:])
-    return _Segment(tindptr, doc_of[order], weights[order])
+    return _group_by_term(vocab_size, indices, doc_of, weights)
 
 
 def _merge(vocab_size: int, segs: Sequence[_Segment]) -> _Segment:
     """Merge segments (in ordinal order) into one; postings stay ascending by document within each term."""
     if len(segs) == 1:
         return segs[0]
-    terms = np.concatenate([np.repeat(np.arange(vocab_size, dtype=np.int32), np.diff(s.indptr)) for s in segs])
+    terms = np.concatenate([_terms_of(vocab_size, s.indptr) for s in segs])
     docs = np.concatenate([np.asarray(s.docs) for s in segs])
     weights = np.concatenate([np.asarray(s.weights) for s in segs])
-    key = terms.astype(np.uint16) if vocab_size <= 65536 else terms
-    order = np.argsort(key, kind="stable")
-    counts = np.bincount(terms, minlength=vocab_size)
-    tindptr = np.zeros(vocab_size + 1, dtype=np.int64)
-    np.cumsum(counts, out=tindptr[1:])
-    return _Segment(tindptr, docs[order], weights[order])
+    return _group_by_term(vocab_size, terms, docs, weights)
 
 
 class SparseIndex:
@@ -303,11 +313,8 @@ class SparseIndex:
             alive = self._alive
             keep = alive[seg.docs]
             new_ord = np.cumsum(alive, dtype=np.int64) - 1
-            terms = np.repeat(np.arange(self.vocab_size, dtype=np.int32), np.diff(seg.indptr))[keep]
-            counts = np.bincount(terms, minlength=self.vocab_size)
-            tindptr = np.zeros(self.vocab_size + 1, dtype=np.int64)
-            np.cumsum(counts, out=tindptr[1:])
-            seg = _Segment(tindptr, new_ord[np.asarray(seg.docs)[keep]].astype(np.int32),
+            terms = _terms_of(self.vocab_size, seg.indptr)[keep]
+            seg = _Segment(_term_pointers(self.vocab_size, terms), new_ord[np.asarray(seg.docs)[keep]].astype(np.int32),
                            np.asarray(seg.weights)[keep])
             if self.texts is not None:
                 self.texts = [t for t, a in zip(self.texts, alive.tolist()) if a]
@@ -361,7 +368,7 @@ class SparseIndex:
             return np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.float32), []
         self.compact()
         seg = self._segments[0]
-        terms = np.repeat(np.arange(self.vocab_size, dtype=np.int32), np.diff(seg.indptr))
+        terms = _terms_of(self.vocab_size, seg.indptr)
         order = np.argsort(np.asarray(seg.docs), kind="stable")
         docs = np.asarray(seg.docs)[order]
         indptr = np.zeros(len(self._ids) + 1, dtype=np.int64)
@@ -369,24 +376,6 @@ class SparseIndex:
         return indptr, terms[order], self._dequant(np.asarray(seg.weights)[order]).astype(np.float32), list(self._ids)
 
     # ------------------------------------------------------------------------------------------------ search
-    def _gather(self, terms: np.ndarray, qw: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Postings of the query terms: (doc ordinals, weight products in float64)."""
-        docs_parts: List[np.ndarray] = []
-        w_parts: List[np.ndarray] = []
-        for seg in self._segments:
-            starts = seg.indptr[terms]
-            ends = seg.indptr[terms + 1]
-            lens = ends - starts
-            sel = np.flatnonzero(lens)
-            if not sel.size:
-                continue
-            docs_parts.extend(seg.docs[s:e] for s, e in zip(starts[sel].tolist(), ends[sel].tolist()))
-            w = np.concatenate([seg.weights[s:e] for s, e in zip(starts[sel].tolist(), ends[sel].tolist())])
-            w_parts.append(self._dequant(w) * np.repeat(qw[sel], lens[sel]))
-        if not docs_parts:
-            return np.zeros(0, np.int32), np.zeros(0, np.float64)
-        return np.concatenate(docs_parts), np.concatenate(w_parts)
-
     def _query(self, q: Any, max_terms: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
         terms, qw = _vec_arrays(q)
         terms = np.asarray(terms, dtype=np.int64)
@@ -416,8 +405,8 @@ class SparseIndex:
     ) -> Union[List[Hit], List[List[Hit]]]:
         """Exact top-``k`` documents by dot product: ``[(doc_id, score), ...]`` best first, ties by insertion order.
 
-        ``queries``: one SparseVector (returns one list) or a list of them (returns a list of lists; small
-        collections are scored several queries at a time). ``max_query_terms`` keeps only the heaviest query terms
+        ``queries``: one SparseVector (returns one list) or a list of them (returns a list of lists, one query
+        at a time). ``max_query_terms`` keeps only the heaviest query terms
         (approximate, faster). Cost per query: O(postings of its terms + number of documents).
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
@@ -425,24 +414,7 @@ class SparseIndex:
         single = not isinstance(queries, (list, tuple))
         qs = [queries] if single else list(queries)
         n = len(self._ids)
-        out: List[List[Hit]] = []
-        if n == 0:
-            out = [[] for _ in qs]
-        else:
-            rows = max(1, _BATCH_CELLS // n)
-            for b in range(0, len(qs), rows):
-                parsed = [self._query(q, max_query_terms) for q in qs[b: b + rows]]
-                if len(parsed) == 1:
-                    out.append(self._top(self._score_one(*parsed[0], n), int(k)))
-                    continue
-                d_all, w_all = [], []
-                for r, (t, qw) in enumerate(parsed):
-                    d, w = self._gather(t, qw)
-                    d_all.append(d.astype(np.int64) + r * n)
-                    w_all.append(w)
-                m = len(parsed) * n
-                acc = self._accumulate(np.concatenate(d_all), np.concatenate(w_all), m).reshape(len(parsed), n)
-                out.extend(self._top(acc[r], int(k)) for r in range(len(parsed)))
+        out = [self._top(self._score_one(*self._query(q, max_query_terms), n), int(k)) if n else [] for q in qs]
         return out[0] if single else out
 
     def _score_one(self, terms: np.ndarray, qw: np.ndarray, n: int) -> np.ndarray:
@@ -452,26 +424,18 @@ class SparseIndex:
         posting once, without concatenating the postings first.
         """
         acc = np.zeros(n, dtype=np.float64)
-        try:
-            for seg in self._segments:
-                indptr = seg.indptr
-                starts = indptr[terms].tolist()
-                ends = indptr[terms + 1].tolist()
-                for q, s, e in zip(qw.tolist(), starts, ends):
-                    if e > s:
-                        d = seg.docs[s:e]
-                        acc[d] += self._dequant(seg.weights[s:e]) * q
-        except IndexError as exc:
-            raise IndexFileError("postings point past the last document: the index is corrupt") from exc
-        return acc
-
-    @staticmethod
-    def _accumulate(docs: np.ndarray, w: np.ndarray, n: int) -> np.ndarray:
-        if docs.size and (int(docs.min()) < 0):
-            raise IndexFileError("postings hold a negative document ordinal: the index is corrupt")
-        acc = np.bincount(docs, weights=w, minlength=n)
-        if acc.shape[0] != n:
-            raise IndexFileError("postings point past the last document: the index is corrupt")
+        for seg in self._segments:
+            indptr = seg.indptr
+            starts = indptr[terms].tolist()
+            ends = indptr[terms + 1].tolist()
+            for q, s, e in zip(qw.tolist(), starts, ends):
+                if e > s:
+                    d = seg.docs[s:e]
+                    # a term's ordinals ascend, so its first and last bound them all: a corrupt posting is refused
+                    # instead of wrapping around (negative) or indexing past the end
+                    if d[0] < 0 or d[-1] >= n:
+                        raise IndexFileError("postings hold a document ordinal out of range: the index is corrupt")
+                    acc[d] += self._dequant(seg.weights[s:e]) * q
         return acc
 
     def explain(
