@@ -125,3 +125,32 @@ def test_random_init_architectures_export_with_parity(kind, tiny_checkpoint, tmp
     assert_parity(vecs, ref)
     nnz = np.mean([v.nnz for v in vecs])
     assert 10 < nnz < 20_000, nnz  # shifted head bias: sparse but non-trivial vectors, so the support is tested
+
+
+def test_failed_export_leaves_the_previous_artifact_and_no_staging_folder(tiny_checkpoint, tiny_artifact, tmp_path):
+    """Parity above tolerance raises before anything is moved into place (tolerance=0 forces the failure)."""
+    import os
+    import shutil
+
+    from splade_onnx_export import ExportParityError
+
+    out = tmp_path / "art"
+    shutil.copytree(tiny_artifact, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(ExportParityError, match="artifact not written"):
+        export(tiny_checkpoint, str(out), tolerance=0.0, overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert sorted(os.listdir(tmp_path)) == ["art"]  # the staging folder was removed
+
+
+def test_export_refuses_a_non_empty_folder_and_sets_normal_permissions(tiny_checkpoint, tiny_artifact, tmp_path):
+    import os
+    import stat
+
+    with pytest.raises(FileExistsError, match="already holds an artifact"):
+        export(tiny_checkpoint, tiny_artifact)
+    out = tmp_path / "fresh"
+    export(tiny_checkpoint, str(out))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o777 & ~umask

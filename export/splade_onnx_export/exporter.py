@@ -12,11 +12,8 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import inspect
-import json
 import logging
 import os
-import shutil
-import tempfile
 import warnings
 from typing import Any, Dict, Optional, Sequence
 
@@ -25,12 +22,13 @@ import torch
 from torch import nn
 
 from splade_onnx.manifest import (
-    MANIFEST_NAME,
     MODEL_NAME,
     OUTPUT_NAME,
     TOKENIZER_NAME,
     Manifest,
+    check_out_dir,
     sha256_file,
+    staged_dir,
 )
 
 from .reference import splade_reference
@@ -233,10 +231,7 @@ def export(
     activation, pooling = head["activation"], head["pooling"]
     query_max_length, document_max_length = head["query_max_length"], head["document_max_length"]
 
-    if os.path.exists(out_dir) and os.listdir(out_dir) and not overwrite:
-        if os.path.isfile(os.path.join(out_dir, MANIFEST_NAME)):
-            raise FileExistsError(f"{out_dir} already holds an artifact; pass overwrite=True (--overwrite)")
-        raise FileExistsError(f"{out_dir} exists and is not empty")
+    check_out_dir(out_dir, overwrite)
 
     # optimize: store onnxruntime's optimised graph (fusions baked in at export time, see optimize.py).
     # quantize="int8": the fp32 graph is checked against `tolerance` first, then quantised; the int8 graph's agreement
@@ -274,13 +269,7 @@ def export(
         zeroed_token_ids=zeroed_token_ids, batch_size=max(2, min(len(texts), (1 << 29) // (parity_len * int(config.vocab_size) * 4))),
     )
 
-    parent = os.path.dirname(os.path.abspath(out_dir)) or "."
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".splade-onnx-export-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(work, 0o777 & ~umask)
-    try:
+    with staged_dir(out_dir, prefix=".splade-onnx-export-") as work:
         model_path = os.path.join(work, MODEL_NAME)
         dummy = _onnx_feeds(tokenizer, texts[:3], 32, inputs)
         args = tuple(torch.from_numpy(dummy[k]) for k in inputs)
@@ -386,10 +375,4 @@ def export(
                    "attn_implementation": getattr(wrapper.mlm.config, "_attn_implementation", None)},
         )
         manifest.write(work)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(work, out_dir)
-        return manifest
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    return manifest

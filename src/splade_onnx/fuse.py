@@ -16,12 +16,21 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .manifest import ACTIVATIONS, MODEL_NAME, OUTPUT_NAME, POOLINGS, TOKENIZER_NAME, Manifest, sha256_file
+from .manifest import (
+    ACTIVATIONS,
+    MODEL_NAME,
+    OUTPUT_NAME,
+    POOLINGS,
+    TOKENIZER_NAME,
+    Manifest,
+    check_out_dir,
+    sha256_file,
+    staged_dir,
+)
 
 log = logging.getLogger("splade_onnx")
 
@@ -249,8 +258,7 @@ def fuse(
         raise ValueError(f"unknown activation {activation!r} (known: {', '.join(ACTIVATIONS)})")
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r} (known: {', '.join(POOLINGS)})")
-    if os.path.exists(out_dir) and os.listdir(out_dir) and not overwrite:
-        raise FileExistsError(f"{out_dir} exists and is not empty; pass overwrite=True (--overwrite)")
+    check_out_dir(out_dir, overwrite)
     if not os.path.isfile(mlm_onnx):
         raise FileNotFoundError(f"no such ONNX file: {mlm_onnx}")
     tok_file, tok = _load_tokenizer(tokenizer)
@@ -285,10 +293,7 @@ def fuse(
                                vocab_size=vocab)
     del src
 
-    parent = os.path.dirname(os.path.abspath(out_dir)) or "."
-    os.makedirs(parent, exist_ok=True)
-    work = tempfile.mkdtemp(prefix=".splade-onnx-fuse-", dir=parent)
-    try:
+    with staged_dir(out_dir, prefix=".splade-onnx-fuse-") as work:
         model_path = os.path.join(work, MODEL_NAME)
         big = fused.ByteSize() > EXTERNAL_DATA_THRESHOLD
         onnx.save_model(fused, model_path, save_as_external_data=big, all_tensors_to_one_file=True,
@@ -332,13 +337,7 @@ def fuse(
                    "fused_from": os.path.basename(mlm_onnx), "source_sha256": sha256_file(mlm_onnx)},
         )
         manifest.write(work)
-        if os.path.exists(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(work, out_dir)
-        return manifest
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
+    return manifest
 
 
 def _versions() -> Dict[str, str]:

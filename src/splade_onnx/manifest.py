@@ -1,11 +1,14 @@
 """The artifact manifest: what an exported model folder holds and how to run it."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from .errors import ArtifactError
 
@@ -109,6 +112,36 @@ class Manifest:
         if "input_ids" not in self.inputs or "attention_mask" not in self.inputs:
             raise ArtifactError("manifest inputs must include input_ids and attention_mask; re-export the artifact.",
                                 path)
+
+
+def check_out_dir(out_dir: str, overwrite: bool) -> None:
+    """Refuse to replace a non-empty ``out_dir`` unless ``overwrite``."""
+    if os.path.exists(out_dir) and os.listdir(out_dir) and not overwrite:
+        what = "already holds an artifact" if os.path.isfile(os.path.join(out_dir, MANIFEST_NAME)) else "exists and is not empty"
+        raise FileExistsError(f"{out_dir} {what}; pass overwrite=True (--overwrite)")
+
+
+@contextlib.contextmanager
+def staged_dir(out_dir: str, prefix: str = ".splade-onnx-") -> Iterator[str]:
+    """Build a folder beside ``out_dir`` and move it into place only when the block succeeds.
+
+    A failure (or an interrupt) removes the staging folder, so a half-written artifact never appears at ``out_dir``.
+    The folder gets the usual permissions (``mkdtemp`` would leave it readable by its owner only).
+    """
+    parent = os.path.dirname(os.path.abspath(out_dir)) or "."
+    os.makedirs(parent, exist_ok=True)
+    work = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(work, 0o777 & ~umask)
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if os.path.exists(out_dir):
+        shutil.rmtree(out_dir)
+    os.replace(work, out_dir)
 
 
 def sha256_file(path: str, chunk: int = 1 << 22) -> str:
