@@ -143,14 +143,14 @@ class Expander:
         # onnxruntime release the GIL), so verification costs no cold-start time on a 2-core machine; a mismatch is
         # still raised before the constructor returns, and takes precedence over a session load error.
         hasher: Optional[threading.Thread] = None
-        digest_box: Dict[str, object] = {}
+        digest_box: Dict[str, str] = {}
         expected = self.manifest.model_sha256 if verify else None
         if expected:
             def _hash() -> None:
                 try:
                     digest_box["digest"] = sha256_file(model_path)
-                except OSError as exc:  # pragma: no cover - unreadable file: the session load reports it
-                    digest_box["error"] = exc
+                except OSError:  # pragma: no cover - an unreadable file: the session load reports it
+                    pass
 
             hasher = threading.Thread(target=_hash, name="splade-onnx-sha256", daemon=True)
             hasher.start()
@@ -160,7 +160,7 @@ class Expander:
                 return
             hasher.join()
             digest = digest_box.get("digest")
-            if isinstance(digest, str) and digest != expected:
+            if digest is not None and digest != expected:
                 raise ArtifactError(
                     f"sha256 {digest[:12]}... does not match the manifest ({str(expected)[:12]}...): "
                     "the file is corrupt or was replaced; re-export or re-download the artifact",
@@ -390,7 +390,7 @@ class Expander:
         the IDF table of a document-only artifact) when the artifact or ``query_model=`` defines one."""
         if self._query_role is not None:
             return self._query_role.encode(texts, max_length=max_length, batch_size=batch_size,
-                                           prune=prune if prune is not None else getattr(self, 'prune', None))
+                                           prune=prune if prune is not None else self.prune)
         return self.expand(texts, max_length=max_length or self.manifest.max_length["query"], batch_size=batch_size,
                            prune=prune)
 
@@ -483,7 +483,6 @@ class Expander:
             for r, j in enumerate(idx):
                 out[j] = SparseVector.from_dense(dense[r])
             start += rows
-        del vocab
         return out  # type: ignore[return-value]
 
     # ----------------------------------------------------------------------------------------------- decoding
