@@ -47,7 +47,7 @@ def test_intact_copy_loads(art):
     assert Expander(str(art)).expand("heart attack").nnz > 0
 
 
-@pytest.mark.parametrize("name", ["model.onnx", "tokenizer.json", MANIFEST_NAME])
+@pytest.mark.parametrize("name", ["model.onnx", "model.onnx_data", "tokenizer.json", MANIFEST_NAME])
 def test_missing_file(art, name):
     (art / name).unlink()
     e = _refused(art, art / name)
@@ -72,8 +72,27 @@ def test_truncated_model_without_verify_is_an_onnxruntime_load_error(art, keep):
     assert e.__cause__ is not None or "outputs" in str(e)
 
 
-def test_flipped_bytes_sha_mismatch(art):
-    m = art / "model.onnx"
+def test_weights_are_external_and_recorded(art):
+    d = _manifest(art)
+    assert d["files"]["model_data"] == "model.onnx_data"
+    assert d["model_data_bytes"] == (art / "model.onnx_data").stat().st_size > 30e6  # the weights
+    assert d["model_bytes"] == (art / "model.onnx").stat().st_size < 1e6  # the graph only
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.0])
+def test_truncated_weights(art, keep):
+    m = art / "model.onnx_data"
+    data = m.read_bytes()
+    m.write_bytes(data[: int(len(data) * keep)])
+    e = _refused(art, m)
+    assert "sha256" in str(e) and "corrupt" in str(e)
+    with pytest.raises(ArtifactError, match="onnxruntime cannot load"):  # without verification: onnxruntime's check
+        Expander(str(art), verify=False)
+
+
+@pytest.mark.parametrize("name", ["model.onnx", "model.onnx_data"])
+def test_flipped_bytes_sha_mismatch(art, name):
+    m = art / name
     data = bytearray(m.read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, one byte different: only the hash can tell
     m.write_bytes(bytes(data))

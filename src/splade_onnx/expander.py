@@ -114,7 +114,7 @@ class Expander:
         batch_size: texts per batch; batches are formed from texts of similar token length.
         logits_budget_mb: cap on the ``tokens x vocab`` float32 logits of one onnxruntime run; larger batches are
             split so peak memory stays bounded whatever the batch size and length.
-        verify: check ``model.onnx`` against the manifest's sha256 at load.
+        verify: check ``model.onnx`` (and its external weights) against the manifest's sha256 at load.
         io_binding: run through an onnxruntime IO binding (inputs bound from numpy, the output allocated on the
             device and copied to the host once). Default: on when the session runs on CUDA, off on CPU.
         revision, cache_dir, local_files_only: passed to huggingface-hub for hub repo ids.
@@ -160,21 +160,28 @@ class Expander:
         self.logits_budget_bytes = int(logits_budget_mb * (1 << 20))
         model_path = os.path.join(self.path, self.manifest.files.get("model", MODEL_NAME))
         tok_path = os.path.join(self.path, self.manifest.files.get("tokenizer", TOKENIZER_NAME))
-        for p, what in ((model_path, "ONNX graph"), (tok_path, "tokenizer")):
-            if not os.path.isfile(p):
+        data_name = self.manifest.files.get("model_data")
+        data_path = os.path.join(self.path, data_name) if data_name else None
+        for p, what in ((model_path, "ONNX graph"), (data_path, "ONNX weights (external data)"),
+                        (tok_path, "tokenizer")):
+            if p is not None and not os.path.isfile(p):
                 raise ArtifactError(f"{what} file is missing; re-export or re-download the artifact", p)
-        # The sha256 of model.onnx is computed in a thread while the tokenizer and the session load (hashlib and
-        # onnxruntime release the GIL), so verification costs no cold-start time on a 2-core machine; a mismatch is
-        # still raised before the constructor returns, and takes precedence over a session load error.
+        # The sha256 of model.onnx (and of its external weights) is computed in a thread while the tokenizer and the
+        # session load (hashlib and onnxruntime release the GIL), so verification costs no cold-start time on a
+        # 2-core machine; a mismatch is still raised before the constructor returns, and takes precedence over a
+        # session load error.
         hasher: Optional[threading.Thread] = None
         digest_box: Dict[str, str] = {}
-        expected = self.manifest.model_sha256 if verify else None
+        expected = {model_path: self.manifest.model_sha256} if verify and self.manifest.model_sha256 else {}
+        if verify and data_path and self.manifest.model_data_sha256:
+            expected[data_path] = self.manifest.model_data_sha256
         if expected:
             def _hash() -> None:
-                try:
-                    digest_box["digest"] = sha256_file(model_path)
-                except OSError:  # pragma: no cover - an unreadable file: the session load reports it
-                    pass
+                for path in expected:
+                    try:
+                        digest_box[path] = sha256_file(path)
+                    except OSError:  # pragma: no cover - an unreadable file: the session load reports it
+                        pass
 
             hasher = threading.Thread(target=_hash, name="splade-onnx-sha256", daemon=True)
             hasher.start()
@@ -183,13 +190,14 @@ class Expander:
             if hasher is None:
                 return
             hasher.join()
-            digest = digest_box.get("digest")
-            if digest is not None and digest != expected:
-                raise ArtifactError(
-                    f"sha256 {digest[:12]}... does not match the manifest ({str(expected)[:12]}...): "
-                    "the file is corrupt or was replaced; re-export or re-download the artifact",
-                    model_path,
-                )
+            for path, want in expected.items():
+                digest = digest_box.get(path)
+                if digest is not None and digest != want:
+                    raise ArtifactError(
+                        f"sha256 {digest[:12]}... does not match the manifest ({str(want)[:12]}...): "
+                        "the file is corrupt or was replaced; re-export or re-download the artifact",
+                        path,
+                    )
 
         try:
             self._tokenizer = self._load_tokenizer(tok_path)
