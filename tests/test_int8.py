@@ -61,6 +61,78 @@ def test_int8_vectors_close_to_fp32(int8_artifact, tiny_artifact, scifact_texts)
     assert np.max(np.abs(fa - fb)) < 1.5
 
 
+def _feeds(tokenizer_path, texts, max_length=256):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(tokenizer_path)
+    tok.enable_truncation(max_length)
+    tok.enable_padding()
+    enc = tok.encode_batch(list(texts))
+    ids = np.asarray([e.ids for e in enc], np.int64)
+    mask = np.asarray([e.attention_mask for e in enc], np.int64)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+
+
+def _run(path, feeds):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    names = {i.name for i in sess.get_inputs()}
+    return sess.run(None, {k: v for k, v in feeds.items() if k in names})[0]
+
+
+def test_smoothing_is_exact_in_fp32(tiny_artifact, scifact_texts, tmp_path):
+    """The graph quantize_int8 quantises, smoothed (scaled / centred inputs, compensated in weights, layer norms and
+    biases) but not yet quantised, computes what the fp32 graph does on real text it was not calibrated on."""
+    import onnx
+
+    from splade_onnx_export.optimize import smooth_activations
+
+    src = f"{tiny_artifact}/model.onnx"
+    dst = str(tmp_path / "smoothed.onnx")
+    info = smooth_activations(src, dst, _calibration(tiny_artifact))
+    changed = [s for s in info["sites"] if s["alpha"] is not None or s["shift"] is not None]
+    assert len(changed) >= 5, info["sites"]  # it did something: encoder inputs scaled, the head's input centred
+    assert any(s["shift"] for s in changed) and any(s["applied_in"] == "Mul" for s in changed)
+    assert info["fp32_max_abs_change"] <= 1e-5
+    assert "Mul" in {n.op_type for n in onnx.load(dst, load_external_data=False).graph.node}
+    texts = scifact_texts[::6]
+    feeds = _feeds(f"{tiny_artifact}/tokenizer.json", texts)
+    a, b = _run(src, feeds), _run(dst, feeds)
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
+
+
+def _calibration(artifact):
+    from splade_onnx_export.optimize import _default_calibration_feeds
+
+    feeds = _default_calibration_feeds(f"{artifact}/model.onnx")
+    assert feeds and len(feeds) >= 10
+    return feeds
+
+
+def test_int8_head_stays_quantised(int8_artifact):
+    """All 15 MLM-head slices (88% of the FLOPs) are int8 GEMMs; Attention weights are per-tensor; only the head
+    transform's small MatMul is fp32."""
+    import onnx
+    from onnx import numpy_helper
+
+    from splade_onnx import Manifest
+
+    graph = onnx.load(f"{int8_artifact}/model.onnx").graph
+    inits = {t.name: t for t in graph.initializer}
+    quantised = {"MatMulIntegerToFloat", "DynamicQuantizeMatMul"}
+    head = [n for n in graph.node if any(i.startswith("w_head") for i in n.input[1:2])]
+    assert len(head) == 15 and all(n.op_type in quantised for n in head), [(n.op_type, n.input[1]) for n in head]
+    float_matmuls = [n.name for n in graph.node if n.op_type == "MatMul"]
+    q = Manifest.read(int8_artifact).quantization
+    assert float_matmuls == q["fp32_nodes"] == ["/mlm/cls/predictions/transform/dense/MatMul"]
+    attention = [n for n in graph.node if n.op_type == "QAttention"]
+    assert len(attention) == 2
+    for n in attention:  # input 4: the weight scale, one value (per tensor)
+        assert numpy_helper.to_array(inits[n.input[4]]).size == 1
+    assert q["smoothing"]["fp32_max_abs_change"] <= 1e-5
+
+
 def test_rows_per_run_respects_the_budget():
     from splade_onnx.expander import rows_per_run
 
