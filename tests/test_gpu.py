@@ -55,8 +55,13 @@ def test_fp16_export_parity_recorded_and_within_tolerance(fp16_artifact, tiny_ar
     assert q["precision"] == "fp16"
     assert 0 < q["max_abs_error_vs_torch_fp32"] <= FP16_TOLERANCE  # fp16 is not bit-exact, and it is close
     assert q["fp32_graph_parity"] <= 1e-4
-    assert os.path.getsize(os.path.join(path, "model.onnx")) < 0.6 * os.path.getsize(os.path.join(tiny_artifact,
-                                                                                                  "model.onnx"))
+
+    def weight_bytes(folder: str) -> int:  # graph plus its external data file (model.onnx_data)
+        return sum(os.path.getsize(os.path.join(folder, f)) for f in ("model.onnx", "model.onnx_data")
+                   if os.path.exists(os.path.join(folder, f)))
+
+    assert os.path.exists(os.path.join(path, "model.onnx_data"))
+    assert weight_bytes(path) < 0.6 * weight_bytes(tiny_artifact)
 
 
 def test_fp16_graph_runs_on_cpu_with_float32_io(fp16_artifact, cpu):
