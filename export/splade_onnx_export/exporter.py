@@ -285,8 +285,10 @@ def export(
     # optimize: store onnxruntime's optimised graph (fusions baked in at export time, see optimize.py).
     # quantize="int8": the fp32 graph is checked against `tolerance` first, then quantised; the int8 graph's agreement
     # with the torch reference is recorded in the manifest's `quantization` field (retrieval quality: benchmarks/).
-    if quantize is not None and quantize not in ("int8",):
-        raise ValueError(f"unknown quantize {quantize!r} (known: int8)")
+    # quantize="int8-exact": the head runs as an int8 screen and every entry that can be non-zero is recomputed in
+    # fp32 (screen.py): the fp32 graph's weights at close to int8 speed; max pooling only.
+    if quantize is not None and quantize not in ("int8", "int8-exact"):
+        raise ValueError(f"unknown quantize {quantize!r} (known: int8, int8-exact)")
     # precision="fp16": after the fp32 graph passed `tolerance`, it is converted to float16 (IO kept float32, see
     # fp16.py) and re-checked against the torch reference with the looser `fp16_tolerance` (default FP16_TOLERANCE).
     if precision not in ("fp32", "fp16"):
@@ -360,7 +362,25 @@ def export(
                 f"exported graph differs from the torch reference by {err:.3g} (> {tolerance * tol_scale:g}); "
                 "artifact not written"
             )
-        if quantize:
+        if quantize == "int8-exact":
+            from .screen import screen_head
+
+            if pooling != "max":
+                raise ValueError("quantize='int8-exact' needs max pooling (the screen bounds a max over tokens)")
+            s_path = model_path + ".screen"
+            quant_info = screen_head(model_path, s_path)
+            got_s = run_onnx(s_path, _onnx_feeds(tokenizer, texts, parity_len, inputs))
+            os.replace(s_path, model_path)
+            quant_info["fp32_graph_parity"] = err
+            quant_info["max_abs_diff_vs_fp32_graph"] = float(np.max(np.abs(got_s - got)))
+            quant_info["support_equal_to_fp32_graph"] = bool(np.array_equal(got_s > 0, got > 0))
+            err = float(np.max(np.abs(got_s - ref)))
+            support_equal = bool(np.array_equal(got_s > 0, ref > 0))
+            if not (err <= tolerance * tol_scale):
+                raise ExportParityError(f"int8-exact graph differs from the torch reference by {err:.3g}; "
+                                        "artifact not written")
+            log.info("int8-exact: max |onnx - torch| = %.3g", err)
+        elif quantize:
             from .optimize import int8_agreement, quantize_int8
 
             q_path = model_path + ".int8"

@@ -35,8 +35,10 @@ def _add_export(sub) -> None:
                    help="zero the weights of the tokenizer's special tokens (OpenSearch; default: registry entry)")
     p.add_argument("--tolerance", type=float, default=1e-4, help="max |onnx - torch| allowed (default 1e-4)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing artifact in OUT_DIR")
-    p.add_argument("--quantize", default=None, choices=["int8"],
-                   help="write a dynamically int8-quantised graph (faster; quality cost in the manifest and README)")
+    p.add_argument("--quantize", default=None, choices=["int8", "int8-exact"],
+                   help="int8: a dynamically int8-quantised graph (fastest; quality cost in the manifest and README); "
+                        "int8-exact: fp32 encoder, int8 screen of the head, exact fp32 recomputation of every entry "
+                        "that can be non-zero (the fp32 weights, faster; max pooling only)")
     p.add_argument("--no-optimize", dest="optimize", action="store_false",
                    help="store the raw torch.onnx graph instead of onnxruntime's export-time optimised one")
     p.set_defaults(func=_cmd_export)
