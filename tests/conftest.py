@@ -68,3 +68,12 @@ def scifact_texts(datasets_dir) -> list[str]:
     picked = docs[::step][:240]
     picked[0] = docs[0][:12] or "a"  # include a very short one
     return picked
+
+
+@pytest.fixture(scope="session")
+def scifact_reference(tiny_torch, scifact_texts):
+    """The torch reference (transformers, log1p(relu) masked max) of ``scifact_texts`` at 256 tokens."""
+    from splade_onnx_export import splade_reference
+
+    model, tok = tiny_torch
+    return splade_reference(model, tok, scifact_texts, max_length=256, batch_size=16)

@@ -48,12 +48,6 @@ def test_manifest_records_parity_and_provenance(tiny_artifact):
     assert {"torch", "transformers", "onnx", "onnxruntime", "splade_onnx"} <= set(m.versions)
 
 
-@pytest.fixture(scope="module")
-def scifact_reference(tiny_torch, scifact_texts):
-    model, tok = tiny_torch
-    return splade_reference(model, tok, scifact_texts, max_length=256, batch_size=16)
-
-
 @pytest.mark.parametrize("batch_size", [1, 7, 32])
 def test_splade_tiny_parity_on_scifact(tiny_artifact, scifact_reference, scifact_texts, batch_size):
     """>= 200 real SciFact documents of mixed lengths, padded batches of several sizes, doc length 256."""
