@@ -7,7 +7,8 @@ Builds what it needs under ``benchmarks/results/tmp/`` (splade-tiny from the cas
 random checkpoint with a shifted head bias, our fp32 and int8 artifacts, an MLM-logits ONNX in the layouts
 spladerunner and fastembed expect), then per repetition runs every contestant once, in a rotated order, and measures
 the machine's fp32 GEMM rate in the same repetition (the "bound"). Peers that need packages missing here run from
-``benchmarks/.venv-peers`` when it exists (see docs/readme/performance.md) and are skipped otherwise.
+``benchmarks/.venv-peers``, created on first use from ``benchmarks/requirements-peers.txt`` (``--no-peer-install``
+skips them instead; the smoke run never needs them).
 
 Writes ``benchmarks/results/bench.json``, ``bench.md`` and ``bench.png``.
 """
@@ -26,7 +27,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-PEERS_PY = os.path.join(HERE, ".venv-peers", "bin", "python")
+PEERS_VENV = os.path.join(HERE, ".venv-peers")
+PEERS_PY = os.path.join(PEERS_VENV, "bin", "python")
+PEERS_REQ = os.path.join(HERE, "requirements-peers.txt")
 DATASETS = os.environ.get("SPLADE_ONNX_DATASETS", os.path.join(os.path.dirname(REPO), "shared", "datasets"))
 
 BASE_SHAPE = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072)
@@ -36,6 +39,7 @@ TARGET_NNZ = 250
 CONTESTANTS = {
     "splade-onnx fp32": ("ours", "fp32", False),
     "splade-onnx int8": ("ours", "int8", False),
+    "splade-onnx int8-exact": ("ours", "exact", False),
     "torch eager": ("torch", "ckpt", False),
     "sentence-transformers": ("sentence-transformers", "ckpt", True),
     "spladerunner": ("spladerunner", "spladerunner", True),
@@ -168,7 +172,7 @@ def build(root: str, shapes, smoke: bool):
         ckpt = tiny if shape == "tiny" else _base_checkpoint(os.path.join(root, f"{shape}-ckpt"), tiny,
                                                             2 if smoke else BASE_SHAPE["num_hidden_layers"])
         m = {"ckpt": ckpt}
-        for kind, q in (("fp32", None), ("int8", "int8")):
+        for kind, q in (("fp32", None), ("int8", "int8"), ("exact", "int8-exact")):
             out = os.path.join(root, f"{shape}-{kind}")
             if not os.path.isfile(os.path.join(out, "splade_onnx.json")):
                 export(ckpt, out, quantize=q, overwrite=True, source_name=shape)
@@ -216,6 +220,23 @@ def _have_peers() -> bool:
     return os.path.isfile(PEERS_PY)
 
 
+def ensure_peers_venv() -> bool:
+    """Create ``benchmarks/.venv-peers`` from requirements-peers.txt when missing (the peers pin other versions of
+    huggingface-hub and transformers than the runtime, so they get their own interpreter)."""
+    if _have_peers():
+        return True
+    log(f"creating {PEERS_VENV} from {os.path.basename(PEERS_REQ)} (one-off, a few minutes)")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", PEERS_VENV], check=True)
+        subprocess.run([PEERS_PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", PEERS_REQ],
+                       check=True)
+    except subprocess.CalledProcessError as err:
+        log(f"peers venv failed ({err}); sentence-transformers, spladerunner and fastembed are skipped")
+        shutil.rmtree(PEERS_VENV, ignore_errors=True)
+        return False
+    return True
+
+
 def run_worker(name: str, shape: str, models, data_path: str, threads: int, vec_path: str, timeout: float):
     impl, kind, peers = CONTESTANTS[name]
     m = models[shape]
@@ -255,14 +276,19 @@ def main(argv=None) -> int:
     ap.add_argument("--contestants", default=None, help="comma list (default all)")
     ap.add_argument("--docs", type=int, default=None, help="docs per throughput run (default 256 tiny / 64 base)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
-    ap.add_argument("--quality", action="store_true", help="also run the SciFact fp32 vs int8 nDCG@10 check")
+    ap.add_argument("--quality", action="store_true",
+                    help="also run the SciFact nDCG@10 of fp32, int8 and int8-exact (written into their manifests)")
+    ap.add_argument("--no-peer-install", action="store_true",
+                    help="do not create benchmarks/.venv-peers; skip the contestants that need it")
     args = ap.parse_args(argv)
 
     shapes = (args.shapes or ("tiny" if args.smoke else "tiny,base")).split(",")
     reps = args.reps or (1 if args.smoke else 3)
     names = args.contestants.split(",") if args.contestants else list(CONTESTANTS)
     if args.smoke and not args.contestants:
-        names = ["splade-onnx fp32", "splade-onnx int8", "torch eager"]
+        names = ["splade-onnx fp32", "splade-onnx int8", "splade-onnx int8-exact", "torch eager"]
+    if any(CONTESTANTS[n][2] for n in names) and not args.no_peer_install:
+        ensure_peers_venv()
     root = os.path.join(args.out, "tmp")
     models = build(root, shapes, args.smoke)
 
@@ -299,7 +325,8 @@ def main(argv=None) -> int:
     if args.quality:
         from quality import scifact_quality  # benchmarks/quality.py
 
-        results["quality"] = scifact_quality(models["tiny"]["fp32"], models["tiny"]["int8"], threads=args.threads)
+        results["quality"] = scifact_quality(models["tiny"]["fp32"], models["tiny"]["int8"], threads=args.threads,
+                                             exact=models["tiny"]["exact"])
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
@@ -352,11 +379,13 @@ def summarize(shape, per_rep, names, flops):
                   if "skipped" not in rep.get(name, {"skipped": 1}) and "skipped" not in rep.get(base, {"skipped": 1})]
             if rr:
                 ratios[f"fp32 / {name}"] = {"per_rep": rr, "median": median(rr)}
-    rr = [rep["splade-onnx int8"]["docs_per_s"] / rep["splade-onnx fp32"]["docs_per_s"] for rep in per_rep
-          if "skipped" not in rep.get("splade-onnx int8", {"skipped": 1})
-          and "skipped" not in rep.get("splade-onnx fp32", {"skipped": 1})]
-    if rr:
-        ratios["int8 / fp32"] = {"per_rep": rr, "median": median(rr)}
+    for name, key in (("splade-onnx int8", "int8 / fp32"), ("splade-onnx int8-exact", "int8-exact / fp32"),
+                      ("splade-onnx int8-exact", "int8-exact / int8")):
+        base = "splade-onnx int8" if key.endswith("/ int8") else "splade-onnx fp32"
+        rr = [rep[name]["docs_per_s"] / rep[base]["docs_per_s"] for rep in per_rep
+              if "skipped" not in rep.get(name, {"skipped": 1}) and "skipped" not in rep.get(base, {"skipped": 1})]
+        if rr:
+            ratios[key] = {"per_rep": rr, "median": median(rr)}
     out["ratios"] = ratios
     return out
 
@@ -385,8 +414,11 @@ def to_markdown(res) -> str:
             ""]
     if "quality" in res:
         q = res["quality"]
-        lines += [f"SciFact nDCG@10: fp32 {q['ndcg@10']['fp32']:.4f}, int8 {q['ndcg@10']['int8']:.4f} "
-                  f"(loss {q['loss']:.4f})", ""]
+        line = (f"SciFact nDCG@10: fp32 {q['ndcg@10']['fp32']:.4f}, int8 {q['ndcg@10']['int8']:.4f} "
+                f"(loss {q['loss']:.4f})")
+        if "int8-exact" in q["ndcg@10"]:
+            line += f", int8-exact {q['ndcg@10']['int8-exact']:.4f} (loss {q['loss_exact']:.4f})"
+        lines += [line, ""]
     return "\n".join(lines)
 
 
