@@ -262,6 +262,22 @@ def run_worker(name: str, shape: str, models, data_path: str, threads: int, vec_
     return {"name": name, "skipped": f"failed (rc {p.returncode}): {err}"}
 
 
+def cpu_info() -> dict:
+    """The CPU's model name and the SIMD extensions that decide GEMM speed (int8 gains most from VNNI / AMX)."""
+    name, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and ":" in line:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    simd = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8") if f in flags]
+    return {"cpu": name, "simd": simd}
+
+
 def median(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -319,7 +335,8 @@ def main(argv=None) -> int:
             per_rep.append(rep)
         results["shapes"][shape] = summarize(shape, per_rep, names, fl)
     results["machine"] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                          "cpus": os.cpu_count(), "threads": args.threads, "python": platform.python_version()}
+                          "cpus": os.cpu_count(), "threads": args.threads, "python": platform.python_version(),
+                          **cpu_info()}
     results["run"] = {"date": _dt.date.today().isoformat(), "reps": reps, "smoke": args.smoke,
                       "command": "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     if args.quality:
@@ -395,7 +412,9 @@ def _fmt(x, f):
 
 
 def to_markdown(res) -> str:
-    lines = [f"Run {res['run']['date']} on {res['machine']['processor']} ({res['machine']['cpus']} CPUs, "
+    cpu = res["machine"].get("cpu", res["machine"]["processor"])
+    simd = ", ".join(res["machine"].get("simd", []))
+    lines = [f"Run {res['run']['date']} on {cpu} [{simd}] ({res['machine']['cpus']} CPUs, "
              f"{res['machine']['threads']} threads), {res['run']['reps']} repetition(s), medians. "
              f"Command: `{res['run']['command']}`", ""]
     for shape, s in res["shapes"].items():
