@@ -51,6 +51,16 @@ def tiny_artifact(tiny_checkpoint, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_token_major_artifact(tiny_checkpoint, tmp_path_factory) -> str:
+    """splade-tiny optimised but with the token-major head slices: the graph int8 quantisation starts from."""
+    from splade_onnx_export import export
+
+    out = tmp_path_factory.mktemp("artifacts") / "splade-tiny-token-major"
+    export(tiny_checkpoint, str(out), source_name="rasyosef/splade-tiny", head_layout="token-major")
+    return str(out)
+
+
+@pytest.fixture(scope="session")
 def tiny_torch(tiny_checkpoint):
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 

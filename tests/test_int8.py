@@ -81,23 +81,23 @@ def _run(path, feeds):
     return sess.run(None, {k: v for k, v in feeds.items() if k in names})[0]
 
 
-def test_smoothing_is_exact_in_fp32(tiny_artifact, scifact_texts, tmp_path):
+def test_smoothing_is_exact_in_fp32(tiny_token_major_artifact, scifact_texts, tmp_path):
     """The graph quantize_int8 quantises, smoothed (scaled / centred inputs, compensated in weights, layer norms and
     biases) but not yet quantised, computes what the fp32 graph does on real text it was not calibrated on."""
     import onnx
 
     from splade_onnx_export.optimize import smooth_activations
 
-    src = f"{tiny_artifact}/model.onnx"
+    src = f"{tiny_token_major_artifact}/model.onnx"
     dst = str(tmp_path / "smoothed.onnx")
-    info = smooth_activations(src, dst, _calibration(tiny_artifact))
+    info = smooth_activations(src, dst, _calibration(tiny_token_major_artifact))
     changed = [s for s in info["sites"] if s["alpha"] is not None or s["shift"] is not None]
     assert len(changed) >= 5, info["sites"]  # it did something: encoder inputs scaled, the head's input centred
     assert any(s["shift"] for s in changed) and any(s["applied_in"] == "Mul" for s in changed)
     assert info["fp32_max_abs_change"] <= 1e-5
     assert "Mul" in {n.op_type for n in onnx.load(dst, load_external_data=False).graph.node}
     texts = scifact_texts[::6]
-    feeds = _feeds(f"{tiny_artifact}/tokenizer.json", texts)
+    feeds = _feeds(f"{tiny_token_major_artifact}/tokenizer.json", texts)
     a, b = _run(src, feeds), _run(dst, feeds)
     np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
 

@@ -256,6 +256,7 @@ def export(
     quantize: Optional[str] = None,
     precision: str = "fp32",
     fp16_tolerance: Optional[float] = None,
+    head_layout: Optional[str] = None,
 ) -> Manifest:
     """Export ``source`` (a local folder or hub id) to ``out_dir`` and verify it against the torch reference.
 
@@ -266,6 +267,8 @@ def export(
     the source's sentence-transformers SparseEncoder config (``modules.json`` + ``SpladePooling``), the registry
     entry of a known model id (``splade_onnx.list_models()``), or the SPLADE defaults (log1p_relu, max, 64/256,
     nothing zeroed). ``zeroed_token_ids="special"`` zeroes the tokenizer's special tokens (OpenSearch's rule).
+    ``head_layout`` (max pooling): ``None`` picks ``"vocab-major"`` for fp32/fp16 (faster, see head_layout.py) and
+    ``"token-major"`` for int8 / int8-exact, which quantise token-major slices; ``"token-major"`` can be forced.
     """
     from transformers import AutoConfig, AutoModelForMaskedLM, AutoTokenizer
 
@@ -291,6 +294,10 @@ def export(
         raise ValueError(f"unknown quantize {quantize!r} (known: int8, int8-exact)")
     # precision="fp16": after the fp32 graph passed `tolerance`, it is converted to float16 (IO kept float32, see
     # fp16.py) and re-checked against the torch reference with the looser `fp16_tolerance` (default FP16_TOLERANCE).
+    if head_layout not in (None, "token-major", "vocab-major"):
+        raise ValueError(f"unknown head_layout {head_layout!r} (known: token-major, vocab-major)")
+    if head_layout == "vocab-major" and quantize:
+        raise ValueError("quantize works on the token-major head: leave head_layout unset")
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"unknown precision {precision!r} (known: fp32, fp16)")
     if precision == "fp16" and quantize:
@@ -348,6 +355,16 @@ def export(
             os.replace(model_path, raw_path)
             opt_info = optimize_graph(raw_path, model_path, config)
             os.remove(raw_path)
+        layout: Dict[str, Any] = ({"layout": "token-major", "chunk_columns": HEAD_CHUNK,
+                                   "chunks": len(wrapper.head_chunks)} if pooling == "max" else {"chunks": 1})
+        if optimize and pooling == "max" and quantize is None and head_layout != "token-major":
+            # the plain fp32/fp16 graph takes the vocabulary-major head (head_layout.py: same sums, a faster max);
+            # int8 and int8-exact quantise the token-major slices
+            from .head_layout import vocab_major_head
+
+            vm_path = model_path + ".vm"
+            layout = vocab_major_head(model_path, vm_path)
+            os.replace(vm_path, model_path)
         _save_tokenizer(tokenizer, os.path.join(work, TOKENIZER_NAME))
 
         got = run_onnx(model_path, _onnx_feeds(tokenizer, texts, parity_len, inputs))
@@ -448,8 +465,7 @@ def export(
             extra={"created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                    "optimization": opt_info,
                    "head": head["provenance"],
-                   "head_layout": {"chunk_columns": HEAD_CHUNK, "chunks": len(wrapper.head_chunks)}
-                   if pooling == "max" else {"chunks": 1},
+                   "head_layout": layout,
                    "attn_implementation": getattr(wrapper.mlm.config, "_attn_implementation", None)},
         )
         manifest.write(work)
