@@ -11,12 +11,12 @@ from splade_onnx import Manifest
 
 @pytest.fixture(scope="module")
 def token_major_graph(tiny_checkpoint, tmp_path_factory) -> str:
-    """The un-optimised export keeps torch's token-major slices (``h @ w_head_i``, ReduceMax over axis 1)."""
+    """The un-optimised token-major export: torch's slices as traced (``h @ w_head_i``, ReduceMax over axis 1)."""
     from splade_onnx_export import export
 
     out = tmp_path_factory.mktemp("tm") / "splade-tiny-raw"
-    m = export(tiny_checkpoint, str(out), optimize=False, source_name="rasyosef/splade-tiny")
-    assert m.extra["head_layout"]["layout"] == "token-major"
+    m = export(tiny_checkpoint, str(out), optimize=False, head_layout="token-major", source_name="rasyosef/splade-tiny")
+    assert m.extra["head_layout"] == {"layout": "token-major", "chunks": 15, "chunk_columns": 2035}
     return str(out)
 
 
@@ -71,13 +71,16 @@ def test_layout_choices_are_checked(tiny_checkpoint, tmp_path):
         export(tiny_checkpoint, str(tmp_path / "a"), head_layout="columns")
     with pytest.raises(ValueError, match="token-major"):
         export(tiny_checkpoint, str(tmp_path / "b"), head_layout="vocab-major", quantize="int8")
+    with pytest.raises(ValueError, match="max pooling"):
+        export(tiny_checkpoint, str(tmp_path / "c"), head_layout="vocab-major", pooling="sum")
 
 
-def test_exporter_stores_vocab_major_for_fp32_only(tiny_artifact):
+def test_fp32_artifact_stores_vocab_major(tiny_artifact):
+    """(The int8 artifact keeps token-major slices: test_int8.py checks its 15 quantised ``h @ w_head_i`` MatMuls.)"""
     import onnx
 
     assert Manifest.read(tiny_artifact).extra["head_layout"]["layout"] == "vocab-major"
     g = onnx.load(f"{tiny_artifact}/model.onnx", load_external_data=False).graph
     reds = [n for n in g.node if n.op_type == "ReduceMax" and n.input[0].startswith("head_vm/prod_")]
     assert len(reds) == 15
-    assert all(list(a.ints) == [2] for n in reds for a in n.attribute if a.name == "axes")
+    assert [[list(a.ints) for a in n.attribute if a.name == "axes"] for n in reds] == [[[2]]] * 15

@@ -298,6 +298,8 @@ def export(
         raise ValueError(f"unknown head_layout {head_layout!r} (known: token-major, vocab-major)")
     if head_layout == "vocab-major" and quantize:
         raise ValueError("quantize works on the token-major head: leave head_layout unset")
+    if head_layout == "vocab-major" and pooling != "max":
+        raise ValueError("head_layout='vocab-major' needs max pooling (the head slices are max-pooled)")
     if precision not in ("fp32", "fp16"):
         raise ValueError(f"unknown precision {precision!r} (known: fp32, fp16)")
     if precision == "fp16" and quantize:
@@ -355,9 +357,10 @@ def export(
             os.replace(model_path, raw_path)
             opt_info = optimize_graph(raw_path, model_path, config)
             os.remove(raw_path)
-        layout: Dict[str, Any] = ({"layout": "token-major", "chunk_columns": HEAD_CHUNK,
-                                   "chunks": len(wrapper.head_chunks)} if pooling == "max" else {"chunks": 1})
-        if optimize and pooling == "max" and quantize is None and head_layout != "token-major":
+        layout: Dict[str, Any] = ({"layout": "token-major", "chunks": len(wrapper.head_chunks),
+                                   "chunk_columns": max(b - a for a, b in wrapper.head_chunks)}
+                                  if pooling == "max" else {"chunks": 1})
+        if pooling == "max" and quantize is None and head_layout != "token-major":
             # the plain fp32/fp16 graph takes the vocabulary-major head (head_layout.py: same sums, a faster max);
             # int8 and int8-exact quantise the token-major slices
             from .head_layout import vocab_major_head
