@@ -42,7 +42,7 @@ for d in docs:
 ids = e._tokenizer.encode(text).ids[1:8191]   # exactly 8,190 content tokens + [CLS]/[SEP] = 8,192
 text = e._tokenizer.decode(ids)
 n = len(e._tokenizer.encode(text).ids)
-from splade_onnx.windows import count_windows
+from splade_onnx.encode.windows import count_windows
 t = time.perf_counter()
 v = e.expand(text, max_length={window}, long_documents="window", stride={stride})
 dt = time.perf_counter() - t

@@ -71,7 +71,7 @@ def ndcg10(artifact: str, threads: int = 2) -> dict:
 def scifact_quality(fp32: str, int8: str, threads: int = 2, exact: str | None = None) -> dict:
     """nDCG@10 of the fp32 and int8 artifacts (and an int8-exact one if given); each quantised manifest gets its own
     figures and loss against fp32."""
-    from splade_onnx.manifest import Manifest
+    from splade_onnx.artifact.manifest import Manifest
 
     a = ndcg10(fp32, threads)
     out = {"dataset": "BEIR SciFact test (5183 docs, 300 queries), docs 256 / queries 64 tokens, exact search",

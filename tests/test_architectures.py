@@ -18,7 +18,7 @@ import model_configs as mc
 from conftest import doc_text, read_jsonl
 from helpers import make_random_checkpoint
 from splade_onnx import Expander
-from splade_onnx.manifest import Manifest
+from splade_onnx.artifact.manifest import Manifest
 from splade_onnx_export import export, splade_reference
 from test_parity import assert_parity
 

@@ -12,7 +12,7 @@ import pytest
 
 from splade_onnx import Expander
 from splade_onnx.errors import ArtifactError
-from splade_onnx.manifest import MANIFEST_NAME
+from splade_onnx.artifact.manifest import MANIFEST_NAME
 
 WHAT_TO_DO = ("re-export", "re-download", "upgrade splade-onnx", "splade-onnx export", "copy the model's own")
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from splade_onnx import Expander
-from splade_onnx.manifest import Manifest
+from splade_onnx.artifact.manifest import Manifest
 from splade_onnx_export import splade_reference
 from test_parity import assert_parity
 
@@ -78,7 +78,7 @@ def test_fuse_cli_torch_free_parity(logits_onnx, tiny_checkpoint, tiny_torch, sc
 
 
 def test_fuse_refuses_a_graph_without_logits(tiny_artifact, tiny_checkpoint, tmp_path):
-    from splade_onnx.fuse import FuseError, fuse
+    from splade_onnx.build.fuse import FuseError, fuse
 
     with pytest.raises(FuseError, match="logits"):
         fuse(os.path.join(tiny_artifact, "model.onnx"), str(tmp_path / "x"), tokenizer=tiny_checkpoint)
@@ -174,7 +174,7 @@ def test_logits_only_repo_fused_on_the_fly_with_registry_defaults(logits_onnx, t
 
 def test_registry_list_models_is_one_call():
     import splade_onnx
-    from splade_onnx.registry import list_models, lookup
+    from splade_onnx.artifact.registry import list_models, lookup
 
     models = splade_onnx.list_models()
     ids = {m["id"] for m in models}

@@ -9,7 +9,7 @@ import pytest
 
 from splade_onnx import Expander, doctor
 from splade_onnx.doctor import installed_onnxruntime_distributions, onnxruntime_conflict
-from splade_onnx.gpu import NO_CUDA_REASON, cuda_available
+from splade_onnx.encode.session import NO_CUDA_REASON, cuda_available
 
 TEXTS = ["aspirin lowers the risk of heart attack", "kidney stones " * 80, "a", "SPLADE 漢字 emoji \U0001f600"]
 needs_cuda = pytest.mark.skipif(not cuda_available(), reason=NO_CUDA_REASON)

@@ -134,7 +134,7 @@ def test_int8_head_stays_quantised(int8_artifact):
 
 
 def test_rows_per_run_respects_the_budget():
-    from splade_onnx.expander import rows_per_run
+    from splade_onnx.encode.expander import rows_per_run
 
     vocab = 30522
     for budget_mb in (1, 16, 128, 1024):

@@ -35,7 +35,7 @@ def assert_parity(vectors, ref: np.ndarray, tol: float = TOL) -> float:
 
 
 def test_manifest_records_parity_and_provenance(tiny_artifact):
-    from splade_onnx.manifest import Manifest, sha256_file
+    from splade_onnx.artifact.manifest import Manifest, sha256_file
 
     m = Manifest.read(tiny_artifact)
     assert m.format_version == 1 and m.architecture == "bert" and m.vocab_size == 30522

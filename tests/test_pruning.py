@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from splade_onnx import Expander, SparseVector
-from splade_onnx.pruning import prune
+from splade_onnx.encode.pruning import prune
 
 
 def ref_prune(v: SparseVector, method: str, value: float) -> dict:

@@ -9,7 +9,7 @@ import pytest
 
 from splade_onnx import Expander
 from splade_onnx.errors import ArtifactError
-from splade_onnx.roles import add_idf_role, idf_of, make_pair
+from splade_onnx.encode.roles import add_idf_role, idf_of, make_pair
 
 from conftest import doc_text, read_jsonl
 

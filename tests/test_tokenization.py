@@ -5,7 +5,7 @@ import pytest
 from tokenizers import Tokenizer
 
 from conftest import doc_text, read_jsonl
-from splade_onnx.expander import TruncatingTokenizer
+from splade_onnx.encode.expander import TruncatingTokenizer
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from splade_onnx import Expander
-from splade_onnx.manifest import Manifest
-from splade_onnx.windows import make_windows, window_starts
+from splade_onnx.artifact.manifest import Manifest
+from splade_onnx.encode.windows import make_windows, window_starts
 
 from conftest import doc_text, read_jsonl
 

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from splade_onnx.manifest import (
+from splade_onnx.errors import ExportParityError
+from splade_onnx.artifact.manifest import (
     MODEL_DATA_NAME,
     MODEL_NAME,
     OUTPUT_NAME,
@@ -39,10 +40,6 @@ log = logging.getLogger("splade_onnx_export")
 
 MASK_BIG = 1.0e4
 DEFAULT_OPSET = 17
-
-
-class ExportParityError(RuntimeError):
-    """The exported graph does not reproduce the torch reference within tolerance."""
 
 
 def _log1p_exact(x: torch.Tensor) -> torch.Tensor:

@@ -121,7 +121,7 @@ def resolve_head(
 
     Returns the values, the folder/id holding the MLM weights, ``zeroed_ids(tokenizer) -> list`` and a provenance
     record (where each value came from) for the manifest."""
-    from splade_onnx.registry import lookup
+    from splade_onnx.artifact.registry import lookup
 
     st = read_sparse_encoder(source, revision)
     reg = lookup(source_name or "") or lookup(source)

@@ -17,20 +17,20 @@ del _os
 __all__ = ["Expander", "SparseVector", "Manifest", "SparseIndex", "doctor", "list_models", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .doctor import doctor
-    from .expander import Expander
-    from .index import SparseIndex
-    from .manifest import Manifest
-    from .registry import list_models
-    from .vectors import SparseVector
+    from splade_onnx.doctor import doctor
+    from splade_onnx.encode.expander import Expander
+    from splade_onnx.index import SparseIndex
+    from splade_onnx.artifact.manifest import Manifest
+    from splade_onnx.artifact.registry import list_models
+    from splade_onnx.vectors import SparseVector
 
 _LAZY = {
-    "Expander": ".expander",
-    "SparseVector": ".vectors",
-    "Manifest": ".manifest",
-    "doctor": ".doctor",
-    "SparseIndex": ".index",
-    "list_models": ".registry",
+    "Expander": "splade_onnx.encode.expander",
+    "SparseVector": "splade_onnx.vectors",
+    "Manifest": "splade_onnx.artifact.manifest",
+    "doctor": "splade_onnx.doctor",
+    "SparseIndex": "splade_onnx.index.sparse_index",
+    "list_models": "splade_onnx.artifact.registry",
 }
 
 
@@ -40,6 +40,6 @@ def __getattr__(name: str) -> Any:  # lazy imports keep `import splade_onnx` che
         raise AttributeError(f"module 'splade_onnx' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(mod, __name__), name)
+    value = getattr(importlib.import_module(mod), name)
     globals()[name] = value
     return value

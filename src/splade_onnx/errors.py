@@ -47,3 +47,34 @@ class TextValueError(_BatchInputMixin, SpladeOnnxError, ValueError):
 
     def __init__(self, message: str, positions: Sequence[int] = (), results: Sequence[Any] = ()) -> None:
         super().__init__(self._init_batch(message, positions, results))
+
+
+class InputFileError(SpladeOnnxError, ValueError):
+    """A corpus, queries or qrels file cannot be read: the message names ``path:line`` and what is wrong there."""
+
+    def __init__(self, message: str, path: Optional[str] = None, line: Optional[int] = None) -> None:
+        self.path = path
+        self.line = line
+        where = f"{path}:{line}" if path and line else (path or "")
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class MissingExtraError(SpladeOnnxError, ImportError):
+    """An optional dependency is not installed; the message names the ``pip install "splade-onnx[extra]"`` to run."""
+
+    def __init__(self, extra: str, what: str, cause: Optional[BaseException] = None) -> None:
+        self.extra = extra
+        reason = f" ({cause})" if cause else ""
+        super().__init__(f"{what} needs the [{extra}] extra: pip install \"splade-onnx[{extra}]\"{reason}")
+
+
+class ExportError(SpladeOnnxError, RuntimeError):
+    """The export step failed; nothing was written to the output folder."""
+
+
+class ExportParityError(ExportError):
+    """The exported graph does not reproduce the torch reference within the tolerance; nothing was written."""
+
+
+class FuseError(SpladeOnnxError, RuntimeError):
+    """``fuse`` cannot append the SPLADE head to the given ONNX graph, or the result fails its check."""

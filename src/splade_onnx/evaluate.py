@@ -12,7 +12,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .errors import SpladeOnnxError
+from splade_onnx.errors import SpladeOnnxError
 
 log = logging.getLogger("splade_onnx")
 
@@ -146,8 +146,8 @@ def evaluate(
 ) -> EvalResult:
     """Encode the corpus and the judged queries with ``model`` (an artifact path or an :class:`Expander`), index,
     search the top ``k`` exactly and score nDCG@10, RR@10 (MRR@10) and R@100 with ir-measures."""
-    from .expander import Expander
-    from .index import SparseIndex
+    from splade_onnx.encode.expander import Expander
+    from splade_onnx.index import SparseIndex
 
     exp = model if isinstance(model, Expander) else Expander(model)
     data = load_beir(dataset_dir, split)

@@ -50,8 +50,8 @@ def add_index(sub) -> None:
 
 
 def _cmd_index(args) -> int:
-    from .expander import Expander
-    from .index import SparseIndex
+    from splade_onnx.encode.expander import Expander
+    from splade_onnx.index import SparseIndex
 
     ids, texts = read_corpus(args.corpus)
     e = Expander(args.model)
@@ -86,9 +86,9 @@ def add_search(sub) -> None:
 
 
 def _cmd_search(args) -> int:
-    from .errors import ArtifactError
-    from .expander import Expander
-    from .index import SparseIndex, model_info
+    from splade_onnx.errors import ArtifactError
+    from splade_onnx.encode.expander import Expander
+    from splade_onnx.index import SparseIndex, model_info
 
     idx = SparseIndex.load(args.index, mmap=True, verify=args.verify)
     model = args.model or idx.model.get("path")
@@ -157,7 +157,7 @@ def _cmd_eval(args) -> int:
     except ImportError as e:
         print(f"error: eval needs the [eval] extra: pip install 'splade-onnx[eval]' ({e})", file=sys.stderr)
         return 2
-    from .evaluate import evaluate
+    from splade_onnx.evaluate import evaluate
 
     r = evaluate(args.dataset_dir, args.model, split=args.split, doc_max_length=args.doc_max_length,
                  query_max_length=args.query_max_length, k=args.top_k, dtype=args.dtype, run_out=args.run_out,

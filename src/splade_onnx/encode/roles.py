@@ -30,9 +30,9 @@ from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
-from .errors import ArtifactError
-from .manifest import Manifest
-from .vectors import SparseVector
+from splade_onnx.errors import ArtifactError
+from splade_onnx.artifact.manifest import Manifest
+from splade_onnx.vectors import SparseVector
 
 IDF_NAME = "idf.json"
 QUERY_DIR = "query"
@@ -94,14 +94,14 @@ class IdfQueryRole:
         return self._max_length
 
     def encode(self, texts, *, max_length=None, batch_size=None, prune=None):
-        from . import pruning
+        from splade_onnx.encode import pruning
 
         if isinstance(texts, str):
             return self.encode([texts], max_length=max_length, prune=prune)[0]
         items = list(texts)
         bad_type, bad_value, _ = self.owner._validate(items)
         if bad_type or bad_value:
-            from .errors import TextTypeError, TextValueError
+            from splade_onnx.errors import TextTypeError, TextValueError
 
             why = [f"position {i}: not a str ({type(items[i]).__name__})" for i in bad_type]
             why += [f"position {i}: {w}" for i, w in bad_value]
@@ -122,7 +122,7 @@ class IdfQueryRole:
 def load_query_role(expander, query_model=None, **expander_kwargs):
     """The query role of ``expander``: from ``query_model=`` (an Expander, an artifact path, or ``"idf"``), else from
     the manifest's ``extra["roles"]["query"]``, else ``None`` (queries use the artifact's own model)."""
-    from .expander import Expander
+    from splade_onnx.encode.expander import Expander
 
     spec = (expander.manifest.extra or {}).get("roles", {}).get("query")
     if query_model is not None:
@@ -205,7 +205,7 @@ def make_pair(document_artifact: str, query_artifact: str, out_dir: str, *, docu
 
 def _check_loads(path: str) -> None:
     """Fail early if the bundle does not load."""
-    from .expander import Expander
+    from splade_onnx.encode.expander import Expander
 
     e = Expander(path, verify=True)
     if e._query_role is None:

@@ -85,7 +85,7 @@ def _add_expand(sub) -> None:
 
 
 def _cmd_expand(args) -> int:
-    from .expander import Expander
+    from splade_onnx.encode.expander import Expander
 
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
@@ -129,7 +129,7 @@ def _add_fuse(sub) -> None:
 def _cmd_fuse(args) -> int:
     import os
 
-    from .fuse import fuse, read_model_max_length
+    from splade_onnx.build.fuse import fuse, read_model_max_length
 
     folder = args.tokenizer if os.path.isdir(args.tokenizer) else os.path.dirname(os.path.abspath(args.tokenizer))
     m = fuse(
@@ -149,7 +149,7 @@ def _cmd_fuse(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from splade_onnx import __version__
 
     parser = argparse.ArgumentParser(
         prog="splade-onnx",
@@ -165,11 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, **kw))
     _add_export(sub)
     _add_expand(sub)
-    from .deploy_cli import add_commands as _add_deploy  # idf, pair (roles.py)
+    from splade_onnx.cli.deploy import add_commands as _add_deploy  # idf, pair (roles.py)
 
     _add_deploy(sub)
     _add_fuse(sub)
-    from . import cli_search
+    from splade_onnx.cli import search as cli_search
 
     cli_search.add_index(sub)
     cli_search.add_search(sub)
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from .errors import SpladeOnnxError
+    from splade_onnx.errors import SpladeOnnxError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Unio
 
 import numpy as np
 
-from .vectors import SparseVector
+from splade_onnx.vectors import SparseVector
 
 Vocab = Union[Sequence[str], Any]  # a list of tokens by id, or an Expander (anything with .vocab)
 

@@ -17,9 +17,9 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tu
 
 import numpy as np
 
-from .errors import IndexFileError
-from .manifest import sha256_file
-from .vectors import SparseVector
+from splade_onnx.errors import IndexFileError
+from splade_onnx.artifact.manifest import sha256_file
+from splade_onnx.vectors import SparseVector
 
 log = logging.getLogger("splade_onnx")
 
@@ -670,7 +670,7 @@ def _fsync_dir(path: str) -> None:
 
 def model_info(expander: Any) -> Dict[str, Any]:
     """Provenance of an Expander's artifact, stored in a saved index's header."""
-    from .manifest import MANIFEST_NAME, sha256_file
+    from splade_onnx.artifact.manifest import MANIFEST_NAME, sha256_file
 
     p = os.path.join(expander.path, MANIFEST_NAME)
     return {"path": os.path.abspath(expander.path), "manifest_sha256": sha256_file(p) if os.path.isfile(p) else None,

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from .errors import ArtifactError
-from .manifest import MANIFEST_NAME, MODEL_NAME, TOKENIZER_NAME
+from splade_onnx.errors import ArtifactError
+from splade_onnx.artifact.manifest import MANIFEST_NAME, MODEL_NAME, TOKENIZER_NAME
 
 ARTIFACT_PATTERNS = [MANIFEST_NAME, MODEL_NAME, TOKENIZER_NAME, "*.onnx_data", "*.json"]
 # A repo that publishes only an MLM-logits ONNX (e.g. prithivida/Splade_PP_en_v1's onnx/model.onnx) is fused on the fly.
@@ -24,7 +24,7 @@ def fuse_snapshot(snapshot: str, repo_id: str) -> str:
 
     Head and lengths come from the registry entry of ``repo_id`` when it is a known model, else SPLADE's defaults.
     Torch-free: needs only the ``onnx`` package (the ``fuse`` extra)."""
-    from .registry import lookup
+    from splade_onnx.artifact.registry import lookup
 
     logits = next((os.path.join(snapshot, p) for p in LOGITS_ONNX_PATHS if os.path.isfile(os.path.join(snapshot, p))),
                   None)
@@ -41,7 +41,7 @@ def fuse_snapshot(snapshot: str, repo_id: str) -> str:
     if os.path.isfile(os.path.join(out, MANIFEST_NAME)):
         return out
     try:
-        from .fuse import fuse, read_model_max_length
+        from splade_onnx.build.fuse import fuse, read_model_max_length
     except ImportError as e:  # pragma: no cover
         raise ArtifactError("this repo holds only an MLM-logits ONNX; fusing it needs the onnx package: "
                             "pip install 'splade-onnx[fuse]'", snapshot) from e

@@ -54,7 +54,7 @@ def add_commands(sub) -> None:
 
 
 def _cmd_idf(args) -> int:
-    from .roles import IDF_NAME, add_idf_role
+    from splade_onnx.encode.roles import IDF_NAME, add_idf_role
 
     out = args.out or args.model
     m = add_idf_role(args.model, _read_corpus(args.corpus, args.limit), out, overwrite=args.overwrite,
@@ -69,7 +69,7 @@ def _cmd_idf(args) -> int:
 
 
 def _cmd_pair(args) -> int:
-    from .roles import make_pair
+    from splade_onnx.encode.roles import make_pair
 
     m = make_pair(args.document_artifact, args.query_artifact, args.out_dir,
                   document_max_length=args.doc_max_length, query_max_length=args.query_max_length,

@@ -20,7 +20,7 @@ from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .vectors import SparseVector
+from splade_onnx.vectors import SparseVector
 
 METHODS = ("top_k", "max_ratio", "alpha_mass", "abs_value")
 

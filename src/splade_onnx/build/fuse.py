@@ -20,7 +20,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .manifest import (
+from splade_onnx.errors import FuseError
+from splade_onnx.artifact.manifest import (
     ACTIVATIONS,
     MODEL_NAME,
     OUTPUT_NAME,
@@ -47,10 +48,6 @@ SAMPLE_TEXTS = [
     "Aspirin inhibits cyclooxygenase enzymes, reducing prostaglandin synthesis and thereby inflammation. " * 6,
     "Q: 2+2? A: 4",
 ]
-
-
-class FuseError(RuntimeError):
-    """The logits graph cannot be fused, or the fused graph does not reproduce it."""
 
 
 def _import_onnx():
@@ -344,7 +341,7 @@ def _versions() -> Dict[str, str]:
     import onnx
     import onnxruntime
 
-    from . import __version__
+    from splade_onnx import __version__
 
     return {"splade_onnx": __version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 

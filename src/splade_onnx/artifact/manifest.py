@@ -7,7 +7,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, Iterator, List, Optional
 
-from .errors import ArtifactError
+from splade_onnx.errors import ArtifactError
 
 MANIFEST_NAME = "splade_onnx.json"
 MODEL_NAME = "model.onnx"

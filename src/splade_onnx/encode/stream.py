@@ -6,8 +6,8 @@ import logging
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .expander import Expander
-    from .vectors import SparseVector
+    from splade_onnx.encode.expander import Expander
+    from splade_onnx.vectors import SparseVector
 
 log = logging.getLogger("splade_onnx")
 

@@ -20,8 +20,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .manifest import OUTPUT_NAME
-from .vectors import SparseVector
+from splade_onnx.artifact.manifest import OUTPUT_NAME
+from splade_onnx.vectors import SparseVector
 
 MODES = ("truncate", "window")
 

@@ -11,11 +11,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import _precut
-from .errors import ArtifactError, TextTypeError, TextValueError
-from .hub import resolve_model
-from .manifest import MODEL_NAME, OUTPUT_NAME, TOKENIZER_NAME, Manifest, sha256_file
-from .vectors import SparseVector
+from splade_onnx.encode import precut as _precut
+from splade_onnx.errors import ArtifactError, TextTypeError, TextValueError
+from splade_onnx.artifact.hub import resolve_model
+from splade_onnx.artifact.manifest import MODEL_NAME, OUTPUT_NAME, TOKENIZER_NAME, Manifest, sha256_file
+from splade_onnx.vectors import SparseVector
 
 log = logging.getLogger("splade_onnx")
 
@@ -50,7 +50,7 @@ def _normalize_providers(providers: Optional[Sequence[ProviderSpec]]) -> List[Pr
         else:
             wanted.append((aliases.get(p[0].lower(), p[0]), p[1]))
     if any((p if isinstance(p, str) else p[0]) != "CPUExecutionProvider" for p in wanted):
-        from .doctor import onnxruntime_conflict
+        from splade_onnx.doctor import onnxruntime_conflict
 
         conflict = onnxruntime_conflict()  # onnxruntime + onnxruntime-gpu side by side: CUDA silently lost
         if conflict:
@@ -209,7 +209,7 @@ class Expander:
             raise
         _check_digest()
         self._input_names = [i.name for i in self._session.get_inputs()]
-        from .gpu import session_device
+        from splade_onnx.encode.session import session_device
 
         self._device = session_device(self._session)
         # IO binding: on by default on CUDA (output allocated on the device, copied back once), optional on CPU
@@ -218,7 +218,9 @@ class Expander:
         self._tok_lock = threading.Lock()
         self._vocab: Optional[List[str]] = None
         # deployment options (pruning.py, roles.py, windows.py): default pruning, query role, long-document mode
-        from . import pruning, roles, windows
+        from splade_onnx.encode import pruning
+        from splade_onnx.encode import roles
+        from splade_onnx.encode import windows
 
         self.prune = pruning.parse_spec(prune)
         self.long_documents = windows.check_mode(long_documents)
@@ -356,9 +358,9 @@ class Expander:
         ``texts`` is a list (or any iterable) of strings; a single ``str`` returns a single vector.
         ``max_length`` defaults to the manifest's document length. Longer texts are truncated with one warning per
         call that says how many, or, with ``long_documents="window"``, encoded by overlapping windows of
-        ``max_length`` tokens (``stride`` content tokens apart) merged by max (see :mod:`splade_onnx.windows`).
+        ``max_length`` tokens (``stride`` content tokens apart) merged by max (see :mod:`splade_onnx.encode.windows`).
         ``prune`` (e.g. ``("top_k", 64)``, ``"max_ratio=0.1"``) prunes each vector with OpenSearch's semantics
-        (see :mod:`splade_onnx.pruning`); it defaults to the Expander's ``prune``. A non-string item raises :class:`~splade_onnx.errors.TextTypeError` (a
+        (see :mod:`splade_onnx.encode.pruning`); it defaults to the Expander's ``prune``. A non-string item raises :class:`~splade_onnx.errors.TextTypeError` (a
         ``TypeError``) and an empty, whitespace-only or invalid-Unicode one :class:`~splade_onnx.errors.TextValueError`
         (a ``ValueError``), naming the positions; the vectors of every other text are computed and kept on the
         exception's ``.results``.
@@ -384,7 +386,8 @@ class Expander:
         bad_type, bad_value, good = self._validate(items)
         results: List[Optional[SparseVector]] = [None] * len(items)
         if good:
-            from . import pruning, windows
+            from splade_onnx.encode import pruning
+            from splade_onnx.encode import windows
 
             mode = windows.check_mode(long_documents or self.long_documents)
             if mode == "window":
@@ -441,7 +444,7 @@ class Expander:
         at a time, so a corpus of any length encodes in flat memory. ``progress=True`` shows a tqdm bar when tqdm
         is installed (``total`` sizes it for generators). Other keyword arguments go to :meth:`expand`. A bad item
         raises like :meth:`expand`, with ``.positions`` counted from the start of the stream."""
-        from .stream import expand_iter
+        from splade_onnx.encode.stream import expand_iter
 
         return expand_iter(self, texts, chunk_size=chunk_size, progress=progress, total=total, **expand_kwargs)
 
@@ -472,7 +475,7 @@ class Expander:
     def _run(self, feeds: Dict[str, np.ndarray]) -> np.ndarray:
         """One onnxruntime run -> the ``[rows, vocab]`` weights on the host (IO binding when enabled)."""
         if self.io_binding:
-            from .gpu import run_bound
+            from splade_onnx.encode.session import run_bound
 
             return run_bound(self._session, feeds, OUTPUT_NAME, self._device)
         return self._session.run([OUTPUT_NAME], feeds)[0]

@@ -1,0 +1,1 @@
+"""Artifact folders: the manifest and its files, integrity checks and staged writes, hub resolution, the registry."""

@@ -1,0 +1,4 @@
+"""The ``splade-onnx`` command line."""
+from splade_onnx.cli.main import build_parser, main
+
+__all__ = ["main", "build_parser"]
