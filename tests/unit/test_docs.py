@@ -1,5 +1,6 @@
 """The documentation stays true to the tree: links resolve, the README stays a front page, every runtime module is
 placed in docs/architecture.md, and the README's test command is the one CI runs. No torch, no datasets: pure text."""
+
 from __future__ import annotations
 
 import re
@@ -102,8 +103,9 @@ def test_readme_is_a_front_page():
 
 
 def runtime_modules() -> List[str]:
-    return sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py")
-                  if p.name not in ("__init__.py", "__main__.py"))
+    return sorted(
+        p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py") if p.name not in ("__init__.py", "__main__.py")
+    )
 
 
 def test_every_runtime_module_is_in_the_architecture_page():
