@@ -143,11 +143,11 @@ def test_embed_sparse_tei_contract(servers, expander, docs):
     assert_same(single[0], ref[0])
     batch = s.post("/embed_sparse", {"inputs": docs[:5], "truncate": True}).json()
     assert len(batch) == 5
-    for got, vec in zip(batch, ref):
+    for got, vec in zip(batch, ref, strict=False):
         assert_same(got, vec)
     # prompt_name "query" encodes with the query length and role
     q = s.post("/embed_sparse", {"inputs": QUERIES, "prompt_name": "query"}).json()
-    for got, vec in zip(q, expander.encode_queries(QUERIES)):
+    for got, vec in zip(q, expander.encode_queries(QUERIES), strict=False):
         assert_same(got, vec)
     # TEI: truncate false and a text over the limit is a 413 validation error; short texts pass
     assert_error(s.post("/embed_sparse", {"inputs": [QUERIES[0], docs[-1]], "truncate": False}), 413,
@@ -160,7 +160,7 @@ def test_expand_roles_pruning_tokens_and_payloads(servers, expander, docs):
     s = servers["main"]
     r = s.post("/expand", {"inputs": QUERIES, "role": "query"}).json()
     assert r["role"] == "query"
-    for got, vec in zip(r["vectors"], expander.encode_queries(QUERIES)):
+    for got, vec in zip(r["vectors"], expander.encode_queries(QUERIES), strict=False):
         assert got["indices"] == vec.indices.tolist() and got["nnz"] == vec.nnz
         np.testing.assert_allclose(got["values"], vec.values, atol=1e-6, rtol=0)
         assert "tokens" not in got and "payload" not in got
@@ -191,7 +191,7 @@ def _close_payload(got, want) -> None:
             _close_payload(got[k], want[k])
     elif isinstance(want, list):
         assert len(got) == len(want)
-        for a, b in zip(got, want):
+        for a, b in zip(got, want, strict=False):
             _close_payload(a, b)
     elif isinstance(want, float):
         assert abs(got - want) <= 1e-6
@@ -208,7 +208,7 @@ def test_search_with_explain_equals_in_process(servers, expander, index_dir):
     assert r.status_code == 200, r.text
     res = r.json()["results"]
     assert len(res) == len(QUERIES)
-    for qv, hits, ref in zip(qvecs, res, want):
+    for qv, hits, ref in zip(qvecs, res, want, strict=False):
         assert [h["id"] for h in hits] == [d for d, _ in ref]
         np.testing.assert_allclose([h["score"] for h in hits], [sc for _, sc in ref], rtol=1e-6)
         for h in hits:
@@ -220,7 +220,8 @@ def test_search_with_explain_equals_in_process(servers, expander, index_dir):
                 assert abs(c["query_weight"] * c["doc_weight"] - c["product"]) < 1e-5
     # the same search from vectors (as /expand or TEI return them), without texts
     vec_body = [{"indices": v.indices.tolist(), "values": v.values.tolist()} for v in qvecs[:2]]
-    tei_body = [[{"index": i, "value": w} for i, w in zip(v.indices.tolist(), v.values.tolist())] for v in qvecs[2:]]
+    tei_body = [[{"index": i, "value": w} for i, w in zip(v.indices.tolist(), v.values.tolist(), strict=True)]
+                for v in qvecs[2:]]
     r2 = s.post("/search", {"vectors": vec_body + tei_body, "k": 5, "texts": False}).json()["results"]
     assert [[h["id"] for h in hits] for hits in r2] == [[d for d, _ in ref] for ref in want]
     assert all("text" not in h for hits in r2 for h in hits)
@@ -330,7 +331,7 @@ def test_concurrent_requests_merge_and_a_bad_text_fails_only_its_request(servers
 
     with concurrent.futures.ThreadPoolExecutor(len(texts) + 1) as pool:
         rs = list(pool.map(call, range(len(texts) + 1)))
-    for r, vec in zip(rs, ref):
+    for r, vec in zip(rs, ref, strict=False):
         assert r.status_code == 200, r.text
         assert_same(r.json()[0], vec)
     assert_error(rs[-1], 422, "tokenizer", "`inputs[1]`")
@@ -360,9 +361,9 @@ def test_batcher_merges_concurrent_requests_and_isolates_bad_texts(tiny_artifact
 
     outs = asyncio.run(main())
     assert len(seen) == 1 and seen[0][1] == 7 and seen[0][2] == 4  # one call: 7 texts of 4 requests
-    for g, out in zip(groups, outs):
+    for g, out in zip(groups, outs, strict=False):
         assert len(out) == len(g)
-        for t, v in zip(g, out):
+        for t, v in zip(g, out, strict=False):
             if t == "\u0001":
                 assert isinstance(v, ValueError) and "control" in str(v)
             else:
@@ -387,7 +388,7 @@ def test_full_queue_503_with_retry_after_then_recovers(servers, expander, docs):
             assert r.headers["retry-after"] == "1"
             assert_error(r, 503, "overloaded", "queue is full")
         else:
-            for got, vec in zip(r.json(), ref):
+            for got, vec in zip(r.json(), ref, strict=False):
                 assert_same(got, vec)
     r = s.post("/embed_sparse", body)
     assert r.status_code == 200
@@ -426,9 +427,9 @@ def test_sigterm_answers_every_accepted_request(servers, expander, docs):
             time.sleep(0.02)
         s.proc.send_signal(signal.SIGTERM)
         rs = [f.result() for f in futs]
-    for r, ref in zip(rs, refs):
+    for r, ref in zip(rs, refs, strict=False):
         assert r.status_code == 200, r.text
-        for got, vec in zip(r.json(), ref):
+        for got, vec in zip(r.json(), ref, strict=False):
             assert_same(got, vec)
     assert s.proc.wait(60) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has drained
     with pytest.raises(httpx.ConnectError):
@@ -462,9 +463,9 @@ def test_lambda_handler_in_a_fresh_process(tiny_artifact, expander):
     assert res["heavy"] == []  # no web framework, no torch
     emb, exp, bad, health = res["out"]
     assert emb["statusCode"] == 200 and emb["headers"]["content-type"] == "application/json"
-    for got, vec in zip(json.loads(emb["body"]), expander.encode_documents(QUERIES[:2])):
+    for got, vec in zip(json.loads(emb["body"]), expander.encode_documents(QUERIES[:2]), strict=False):
         assert_same(got, vec)
-    for got, vec in zip(json.loads(exp["body"])["vectors"], expander.encode_queries(QUERIES[:2])):
+    for got, vec in zip(json.loads(exp["body"])["vectors"], expander.encode_queries(QUERIES[:2]), strict=False):
         assert got["indices"] == vec.indices.tolist()
     assert bad["statusCode"] == 422 and json.loads(bad["body"])["error_type"] == "validation"
     assert health["statusCode"] == 200

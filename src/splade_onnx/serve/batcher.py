@@ -5,8 +5,11 @@ requests while a batch runs). The policy is continuous batching with a short, ad
 
 * when the model is idle and the waiting requests are all the requests the service holds (a lone caller, or a
   quiet moment), the batch is dispatched at once: a lone request keeps its batch-1 latency;
-* otherwise the oldest waiting text is held back at most ``max_wait_ms`` while more requests join: requests that
-  are still being parsed by the service, or the crowd of the previous batch coming back (its size is the target);
+* otherwise the batch is held at most ``max_wait_ms`` (counted from the oldest text's arrival or from the end of the
+  previous call, whichever is later) while more requests join: requests the service is still parsing or answering,
+  or the crowd of the previous call coming back (the most requests the service held at once during that call is
+  the target). Without the hold after a call, a crowd
+  splits into two half-size batches that alternate;
 * the batch is cut at ``max_batch_tokens`` (estimated tokens), and holds one role only (queries and documents
   have different lengths, so they never share a call);
 * while a batch runs, new arrivals queue up and form the next batch.
@@ -21,7 +24,7 @@ import asyncio
 import collections
 import concurrent.futures
 import time
-from typing import Any, Callable, Deque, Dict, List, Optional, Sequence
+from typing import Any, Callable, Deque, List, Optional, Sequence
 
 RunFn = Callable[[str, List[str]], Sequence[Any]]
 
@@ -67,11 +70,13 @@ class DynamicBatcher:
         self._pending: Deque[_Item] = collections.deque()
         self.queued_texts = 0  # texts waiting (not yet in a running batch)
         self.active = 0  # requests the service is handling (parsing, queued, running, answering)
-        self._last_requests: Dict[str, int] = {}
+        self._peak = 0  # most requests in the service at once since the last call started
+        self._crowd = 1  # that peak at the last call: how many callers may come back for the next one
         self._event: Optional[asyncio.Event] = None
         self._task: Optional["asyncio.Task[None]"] = None
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._closing = False
+        self._last_end = 0.0
         self.batches = 0
 
     # ------------------------------------------------------------------------------------------------ lifecycle
@@ -104,6 +109,8 @@ class DynamicBatcher:
     def enter(self) -> None:
         """A request arrived (counted so the dispatcher knows who may still join a batch)."""
         self.active += 1
+        if self.active > self._peak:
+            self._peak = self.active
 
     def leave(self) -> None:
         """A request is answered."""
@@ -151,7 +158,7 @@ class DynamicBatcher:
             return False
         if self.active > len(items):  # requests being parsed (or answered, then coming back) may join
             return True
-        return len(same) < self._last_requests.get(role, 1)  # the previous crowd has not all come back yet
+        return len(same) < self._crowd  # the crowd of the previous call has not all come back yet
 
     async def _loop(self) -> None:
         assert self._event is not None
@@ -166,7 +173,9 @@ class DynamicBatcher:
                 continue
             first = items[0]
             role = first.role
-            deadline = first.t_enqueue + self.max_wait_s
+            # hold at most max_wait from the later of: the oldest text's arrival, the end of the previous call (whose
+            # callers are now being answered and, under load, are about to send their next texts)
+            deadline = max(first.t_enqueue, self._last_end) + self.max_wait_s
             while not self._closing and self._should_wait(role, first):
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
@@ -201,6 +210,8 @@ class DynamicBatcher:
 
     async def _dispatch(self, loop: asyncio.AbstractEventLoop, role: str, batch: List[_Item]) -> None:
         texts = [t for it in batch for t in it.texts]
+        self._crowd = max(1, self._peak)
+        self._peak = self.active
         t0 = time.perf_counter()
         waited = max(t0 - it.t_enqueue for it in batch)
         try:
@@ -219,11 +230,11 @@ class DynamicBatcher:
                     per_item.append(list(await loop.run_in_executor(self._executor, self._run, role, it.texts)))
                 except Exception as e:  # noqa: BLE001
                     per_item.append([e] * len(it.texts))
-        run_s = time.perf_counter() - t0
+        self._last_end = time.perf_counter()
+        run_s = self._last_end - t0
         self.batches += 1
-        self._last_requests[role] = len(batch)
         if self._observe is not None:
             self._observe(role, len(texts), len(batch), sum(it.tokens for it in batch), waited, run_s)
-        for it, res in zip(batch, per_item):
+        for it, res in zip(batch, per_item, strict=False):
             if not it.future.done():
                 it.future.set_result(res)

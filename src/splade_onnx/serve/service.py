@@ -323,7 +323,8 @@ class Service:
     @staticmethod
     def render_embed_sparse(vectors: Sequence[SparseVector]) -> List[List[Dict[str, Any]]]:
         """TEI's ``EmbedSparseResponse``: one ``[{"index": i, "value": w}, ...]`` per input (ascending index)."""
-        return [[{"index": i, "value": w} for i, w in zip(v.indices.tolist(), v.values.tolist())] for v in vectors]
+        return [[{"index": i, "value": w} for i, w in zip(v.indices.tolist(), v.values.tolist(), strict=True)]
+                for v in vectors]
 
     def render_expand(self, job: Job, vectors: Sequence[SparseVector]) -> Dict[str, Any]:
         from splade_onnx.encode import pruning
@@ -358,7 +359,7 @@ class Service:
         hits_all = idx.search(list(vectors), k=k)
         vocab = idx.vocab or self.expander.vocab
         results = []
-        for qv, hits in zip(vectors, hits_all):
+        for qv, hits in zip(vectors, hits_all, strict=False):
             rows = []
             for did, score in hits:
                 row: Dict[str, Any] = {"id": did, "score": score}

@@ -1,0 +1,404 @@
+"""`splade-onnx serve` under load, against in-process `expand` and a naive server, interleaved in one run.
+
+    nice -n 10 python benchmarks/serve_bench.py                    # full run (about 6 minutes)
+    nice -n 10 python benchmarks/serve_bench.py --seconds 2 --soak 5 --levels 1 4   # quick look
+
+Three contestants on the same machine, each level measured back to back (so machine load hits them alike):
+
+* ``serve``: ``splade-onnx serve ARTIFACT`` (dynamic batching), in its own process;
+* ``naive``: the server a user writes today: a Starlette endpoint (what FastAPI does for a ``def`` endpoint)
+  calling ``expander.expand([text])`` per request in the threadpool, in its own process;
+* ``in-process``: one batched ``expander.expand(texts)`` call over the same texts (throughput) and batch-1
+  ``expand([text])`` calls (latency), in this process, no HTTP.
+
+Clients are real HTTP clients (httpx, asyncio, keep-alive), one text per request, on TEI's ``POST /embed_sparse``
+(``prompt_name: "query"`` for queries), at 1, 4, 16 and 64 concurrent clients, for SciFact queries (64 tokens) and
+SciFact documents (256 tokens). Then 64 clients for ``--soak`` seconds on ``serve``: errors, the server's RSS every
+second, and every response compared with the in-process vector (same indices, values within 1e-6).
+
+Writes ``benchmarks/results/serve.json``, ``serve.md`` and ``serve.png``. The Lambda handler's cold and warm
+latency come from ``benchmarks/serve_lambda_bench.py`` (run here too, into the same JSON).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as _dt
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import warnings
+from typing import Any, Dict, List, Optional
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+DATASETS = os.environ.get("SPLADE_ONNX_DATASETS", os.path.join(os.path.dirname(REPO), "shared", "datasets"))
+RESULTS = os.path.join(HERE, "results")
+
+NAIVE_APP = r'''
+import sys, warnings
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+import uvicorn
+from splade_onnx import Expander
+
+warnings.simplefilter("ignore")
+e = Expander(sys.argv[1])
+ML = e.manifest.max_length
+
+async def embed(request):
+    body = await request.json()
+    ml = ML["query"] if body.get("prompt_name") == "query" else ML["document"]
+    v = await run_in_threadpool(e.expand, [body["inputs"]], max_length=ml)
+    return JSONResponse([[{"index": i, "value": w} for i, w in zip(v[0].indices.tolist(), v[0].values.tolist())]])
+
+async def health(request):
+    return JSONResponse({"status": "ok"})
+
+app = Starlette(routes=[Route("/embed_sparse", embed, methods=["POST"]), Route("/health", health)])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_texts(n_queries: int, n_docs: int):
+    qs, ds = [], []
+    with open(os.path.join(DATASETS, "scifact", "queries.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            qs.append(json.loads(line)["text"])
+            if len(qs) >= n_queries:
+                break
+    with open(os.path.join(DATASETS, "scifact", "corpus.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            d = json.loads(line)
+            ds.append((d.get("title", "") + " " + d.get("text", "")).strip())
+            if len(ds) >= n_docs:
+                break
+    return qs, ds
+
+
+def start(cmd: List[str], port: int, log: str) -> subprocess.Popen:
+    import httpx
+
+    f = open(log, "wb")
+    p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT)
+    t0 = time.time()
+    while time.time() - t0 < 120:
+        if p.poll() is not None:
+            raise RuntimeError(f"{cmd} exited: {open(log).read()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                return p
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{cmd} not ready")
+
+
+def pct(xs: List[float], q: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else float("nan")
+
+
+async def load(url: str, texts: List[str], role: str, clients: int, seconds: float,
+               check: Optional[Dict[str, Any]] = None, rss_pid: Optional[int] = None,
+               cpu_pid: Optional[int] = None) -> Dict[str, Any]:
+    """``clients`` closed-loop clients, one text per request, for ``seconds``; optional check of every answer."""
+    import httpx
+    import numpy as np
+
+    lat: List[float] = []
+    errors: Dict[str, int] = {}
+    mismatches = 0
+    checked = 0
+    rss: List[List[float]] = []
+    stop_at = time.perf_counter() + seconds
+    extra = {"prompt_name": "query"} if role == "query" else {}
+
+    async def client(c: int, http: "httpx.AsyncClient") -> None:
+        nonlocal mismatches, checked
+        i = c
+        while time.perf_counter() < stop_at:
+            text = texts[i % len(texts)]
+            i += clients
+            t0 = time.perf_counter()
+            try:
+                r = await http.post(url + "/embed_sparse", json={"inputs": text, **extra})
+            except httpx.HTTPError as e:
+                errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+                continue
+            dt = time.perf_counter() - t0
+            if r.status_code != 200:
+                errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
+                continue
+            lat.append(dt)
+            if check is not None:
+                got = r.json()[0]
+                ref = check[text]
+                idx = np.fromiter((e["index"] for e in got), dtype=np.int64, count=len(got))
+                val = np.fromiter((e["value"] for e in got), dtype=np.float64, count=len(got))
+                checked += 1
+                if not (np.array_equal(idx, ref.indices) and np.abs(val - ref.values).max(initial=0) <= 1e-6):
+                    mismatches += 1
+
+    async def sample_rss() -> None:
+        import psutil
+
+        p = psutil.Process(rss_pid)
+        t0 = time.perf_counter()
+        while time.perf_counter() < stop_at:
+            rss.append([round(time.perf_counter() - t0, 1), round(p.memory_info().rss / 2**20, 1)])
+            await asyncio.sleep(1.0)
+
+    import psutil
+
+    server = psutil.Process(cpu_pid) if cpu_pid else None
+    cpu0 = sum(server.cpu_times()[:2]) if server else 0.0
+    client_cpu0 = time.process_time()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(limits=limits, timeout=120) as http:
+        t0 = time.perf_counter()
+        tasks = [client(c, http) for c in range(clients)]
+        if rss_pid is not None:
+            tasks.append(sample_rss())
+        await asyncio.gather(*tasks)
+        wall = time.perf_counter() - t0
+    out = {"clients": clients, "requests": len(lat), "seconds": round(wall, 2),
+           "throughput": round(len(lat) / wall, 2), "p50_ms": round(pct(lat, 0.5) * 1e3, 2),
+           "p99_ms": round(pct(lat, 0.99) * 1e3, 2), "errors": errors}
+    out["client_cpu_ms_per_text"] = round((time.process_time() - client_cpu0) * 1e3 / max(1, len(lat)), 3)
+    if server is not None:
+        out["server_cpu_ms_per_text"] = round((sum(server.cpu_times()[:2]) - cpu0) * 1e3 / max(1, len(lat)), 3)
+    if check is not None:
+        out.update(checked=checked, mismatches=mismatches)
+    if rss_pid is not None:
+        out["rss_mb"] = rss
+    return out
+
+
+def batch_stats(url: str) -> Dict[str, float]:
+    """Texts and merged calls so far (from /metrics), to report the mean batch size of a level."""
+    import httpx
+
+    texts = calls = 0.0
+    for ln in httpx.get(url + "/metrics").text.splitlines():
+        if ln.startswith("splade_onnx_batch_size_sum"):
+            texts += float(ln.split()[-1])
+        elif ln.startswith("splade_onnx_batch_size_count"):
+            calls += float(ln.split()[-1])
+    return {"texts": texts, "calls": calls}
+
+
+def in_process(e: Any, texts: List[str], ml: int, seconds: float) -> Dict[str, float]:
+    """One batched expand over ``texts`` (texts/s) and batch-1 expand calls for ``seconds`` (p50, p99)."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    e.expand(texts, max_length=ml)
+    batched = len(texts) / (time.perf_counter() - t0)
+    cpu_batched = (time.process_time() - c0) * 1e3 / len(texts)
+    lat = []
+    stop = time.perf_counter() + seconds
+    i = 0
+    while time.perf_counter() < stop:
+        t = texts[i % len(texts)]
+        i += 1
+        t1 = time.perf_counter()
+        e.expand([t], max_length=ml)
+        lat.append(time.perf_counter() - t1)
+    return {"batched_throughput": round(batched, 2), "batched_cpu_ms_per_text": round(cpu_batched, 3),
+            "b1_p50_ms": round(pct(lat, 0.5) * 1e3, 2),
+            "b1_p99_ms": round(pct(lat, 0.99) * 1e3, 2), "b1_throughput": round(len(lat) / seconds, 2)}
+
+
+def plot(res: Dict[str, Any], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    for col, kind in enumerate(("queries", "documents")):
+        rows = res["levels"][kind]
+        cl = [r["clients"] for r in rows]
+        ax = axes[0][col]
+        ax.plot(cl, [r["serve"]["throughput"] for r in rows], "o-", label="splade-onnx serve")
+        ax.plot(cl, [r["naive"]["throughput"] for r in rows], "s--", label="naive server (expand per request)")
+        ax.plot(cl, [r["in_process"]["batched_throughput"] for r in rows], "k:", label="in-process batched expand")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(cl, [str(c) for c in cl])
+        ax.set_title(f"{kind}: throughput")
+        ax.set_ylabel("texts / s")
+        ax.legend(fontsize=8)
+        ax = axes[1][col]
+        for name, style in (("serve", "o-"), ("naive", "s--")):
+            ax.plot(cl, [r[name]["p50_ms"] for r in rows], style, label=f"{name} p50")
+            ax.plot(cl, [r[name]["p99_ms"] for r in rows], style, alpha=0.4, label=f"{name} p99")
+        ax.plot(cl, [r["in_process"]["b1_p50_ms"] for r in rows], "k:", label="in-process batch-1 p50")
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xticks(cl, [str(c) for c in cl])
+        ax.set_title(f"{kind}: latency vs concurrent clients")
+        ax.set_xlabel("concurrent clients (one text per request)")
+        ax.set_ylabel("ms")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"splade-onnx serve, {res['model']}, {res['date']} ({res['cpu']}, {os.cpu_count()} cores, shared)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def markdown(res: Dict[str, Any]) -> str:
+    lines = [f"# splade-onnx serve under load ({res['date']})", "",
+             f"Command: `{res['command']}`  ", f"Model: {res['model']}; machine: {res['cpu']}, "
+             f"{os.cpu_count()} cores shared with other work (load average at start {res['loadavg_start']}); "
+             f"client: httpx (asyncio, keep-alive) in the same machine; one text per request.", "",
+             "| texts | clients | serve texts/s | naive texts/s | in-process batched texts/s | serve / in-process | "
+             "serve / naive | serve p50 / p99 ms | naive p50 / p99 ms | in-process batch-1 p50 ms | mean batch | "
+             "CPU ms/text: serve / naive / in-process batched |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for kind in ("queries", "documents"):
+        for r in res["levels"][kind]:
+            s, n, ip = r["serve"], r["naive"], r["in_process"]
+            lines.append(
+                f"| {kind} | {r['clients']} | {s['throughput']} | {n['throughput']} | {ip['batched_throughput']} | "
+                f"{r['serve_vs_in_process']:.2f} | {r['serve_vs_naive']:.2f} | {s['p50_ms']} / {s['p99_ms']} | "
+                f"{n['p50_ms']} / {n['p99_ms']} | {ip['b1_p50_ms']} | {r['mean_batch']:.1f} | "
+                f"{s['server_cpu_ms_per_text']} / {n['server_cpu_ms_per_text']} / {ip['batched_cpu_ms_per_text']} |")
+    soak = res.get("soak")
+    if soak:
+        rss = [m for _, m in soak["rss_mb"]]
+        lines += ["", f"Soak: {soak['clients']} clients for {soak['seconds']} s (queries and documents): "
+                  f"{soak['requests']} answers, errors {soak['errors'] or 0}, {soak['checked']} checked against "
+                  f"in-process vectors, {soak['mismatches']} mismatches; server RSS {min(rss):.0f} -> "
+                  f"{max(rss):.0f} MB (first {rss[0]:.0f}, last {rss[-1]:.0f})."]
+    lam = res.get("lambda")
+    if lam:
+        lines += ["", f"Lambda handler (`splade_onnx.serve.lambda_handler.handler`, fresh process each run, "
+                  f"{lam['runs']} runs): cold invocation (imports + model load + first request) median "
+                  f"{lam['cold_ms_median']} ms; warm invocation median {lam['warm_ms_median']} ms "
+                  f"(p99 {lam['warm_ms_p99']} ms); process start to first answer median "
+                  f"{lam['process_to_first_answer_ms_median']} ms."]
+    lines += ["", f"TEI: {res['tei']}"]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default=os.path.join(REPO, "artifacts", "splade-tiny"))
+    ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 64])
+    ap.add_argument("--seconds", type=float, default=6.0, help="per level and contestant")
+    ap.add_argument("--soak", type=float, default=60.0, help="seconds of the 64-client soak (0: skip)")
+    ap.add_argument("--queries", type=int, default=256)
+    ap.add_argument("--docs", type=int, default=96)
+    ap.add_argument("--out", default=RESULTS)
+    ap.add_argument("--no-lambda", action="store_true")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    sys.path.insert(0, os.path.join(REPO, "src"))
+    from splade_onnx import Expander
+
+    e = Expander(args.model)
+    ml = e.manifest.max_length
+    qs, ds = load_texts(args.queries, args.docs)
+    refs = dict(zip(qs, e.expand(qs, max_length=ml["query"]), strict=False))
+    refs_d = dict(zip(ds, e.expand(ds, max_length=ml["document"]), strict=False))
+    os.makedirs(args.out, exist_ok=True)
+    logs = os.path.join(args.out, "tmp")
+    os.makedirs(logs, exist_ok=True)
+    p_serve, p_naive = free_port(), free_port()
+    serve = start([sys.executable, "-m", "splade_onnx", "serve", args.model, "--port", str(p_serve)], p_serve,
+                  os.path.join(logs, "serve.log"))
+    naive = start([sys.executable, "-c", NAIVE_APP, args.model, str(p_naive)], p_naive,
+                  os.path.join(logs, "naive.log"))
+    u_serve, u_naive = f"http://127.0.0.1:{p_serve}", f"http://127.0.0.1:{p_naive}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    res: Dict[str, Any] = {
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "nice -n 10 python benchmarks/serve_bench.py " + " ".join(sys.argv[1:]),
+        "model": e.manifest.source, "cpu": cpu, "loadavg_start": os.getloadavg()[0],
+        "levels": {"queries": [], "documents": []},
+        "tei": "not run: text-embeddings-inference is a Rust server with no PyPI build (pip finds no "
+               "distribution) and needs Docker or a Rust toolchain to build, neither present here",
+    }
+    try:
+        # warm both servers (first runs allocate the arenas)
+        for texts, role in ((qs, "query"), (ds, "document")):
+            asyncio.run(load(u_serve, texts, role, 4, 1.0))
+            asyncio.run(load(u_naive, texts, role, 4, 1.0))
+        for kind, texts, role in (("queries", qs, "query"), ("documents", ds, "document")):
+            for clients in args.levels:
+                b0 = batch_stats(u_serve)
+                s = asyncio.run(load(u_serve, texts, role, clients, args.seconds, cpu_pid=serve.pid))
+                b1 = batch_stats(u_serve)
+                n = asyncio.run(load(u_naive, texts, role, clients, args.seconds, cpu_pid=naive.pid))
+                ip = in_process(e, texts, ml[role], min(args.seconds, 4.0))
+                row = {"clients": clients, "serve": s, "naive": n, "in_process": ip,
+                       "serve_vs_in_process": s["throughput"] / ip["batched_throughput"],
+                       "serve_vs_naive": s["throughput"] / max(n["throughput"], 1e-9),
+                       "serve_cpu_vs_in_process": s["server_cpu_ms_per_text"] / ip["batched_cpu_ms_per_text"],
+                       "mean_batch": (b1["texts"] - b0["texts"]) / max(1.0, b1["calls"] - b0["calls"]),
+                       "p50_minus_in_process_b1_ms": round(s["p50_ms"] - ip["b1_p50_ms"], 2)}
+                res["levels"][kind].append(row)
+                print(f"{kind:9s} {clients:3d} clients: serve {s['throughput']:8.1f}/s p50 {s['p50_ms']:7.2f} "
+                      f"p99 {s['p99_ms']:7.2f} | naive {n['throughput']:8.1f}/s p50 {n['p50_ms']:7.2f} | "
+                      f"in-process batched {ip['batched_throughput']:8.1f}/s b1 p50 {ip['b1_p50_ms']:6.2f} | "
+                      f"x{row['serve_vs_in_process']:.2f} of in-process, x{row['serve_vs_naive']:.2f} of naive, "
+                      f"batch {row['mean_batch']:.1f}", flush=True)
+        if args.soak > 0:
+            both = {**refs, **refs_d}
+            # queries and documents from the same 64 clients: half send queries, half documents
+
+            async def soak() -> Dict[str, Any]:
+                a, b = await asyncio.gather(
+                    load(u_serve, qs, "query", 32, args.soak, check=both, rss_pid=serve.pid),
+                    load(u_serve, ds, "document", 32, args.soak, check=both))
+                errors = dict(a["errors"])
+                for k, v in b["errors"].items():
+                    errors[k] = errors.get(k, 0) + v
+                return {"clients": 64, "seconds": args.soak, "requests": a["requests"] + b["requests"],
+                        "errors": errors, "checked": a["checked"] + b["checked"],
+                        "mismatches": a["mismatches"] + b["mismatches"], "rss_mb": a.pop("rss_mb"),
+                        "queries": a, "documents": b}
+
+            res["soak"] = asyncio.run(soak())
+            print("soak:", {k: v for k, v in res["soak"].items() if k not in ("rss_mb", "queries", "documents")},
+                  "rss", res["soak"]["rss_mb"][0], "->", res["soak"]["rss_mb"][-1], flush=True)
+    finally:
+        for p in (serve, naive):
+            p.terminate()
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+    if not args.no_lambda:
+        out = subprocess.run([sys.executable, os.path.join(HERE, "serve_lambda_bench.py"), "--model", args.model,
+                              "--json"], capture_output=True, text=True)
+        if out.returncode == 0:
+            res["lambda"] = json.loads(out.stdout.strip().splitlines()[-1])
+        else:
+            print(out.stderr[-2000:], file=sys.stderr)
+    with open(os.path.join(args.out, "serve.json"), "w") as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.join(args.out, "serve.md"), "w") as f:
+        f.write(markdown(res))
+    plot(res, os.path.join(args.out, "serve.png"))
+    print(markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
