@@ -1,10 +1,11 @@
 """A numpy-only inverted index over SPLADE vectors: exact dot-product top-k, explanations, safe persistence.
 
 Layout: for every vocabulary id ``t`` the postings ``docs[indptr[t]:indptr[t+1]]`` (int32 document ordinals, ascending)
-and their weights (float32, float16, or uint8 with one global scale). Search gathers the postings of the query's terms,
-accumulates ``query_weight * doc_weight`` per document into a dense float64 array and selects the top k, so one
-query costs O(P + N) where P is the number of postings of its terms (the postings "touched") and N the number of
-documents (the dense accumulator and the selection).
+and their weights (float32, float16, or uint8 with one global scale). The exhaustive search gathers the postings of
+the query's terms, accumulates ``query_weight * doc_weight`` per document into a dense float64 array and selects the
+top k: O(P + N) per query (P postings touched, N documents). From ``AUTO_BLOCKS_MIN_DOCS`` documents on (or after
+:meth:`SparseIndex.build_blocks`) search uses block-max pruning (:mod:`splade_onnx.index.blocks`): the same results,
+bit for bit, scoring only the blocks of documents whose upper bound can reach the top k.
 """
 from __future__ import annotations
 
@@ -13,12 +14,13 @@ import logging
 import os
 import shutil
 import uuid
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
-from splade_onnx.errors import IndexFileError
 from splade_onnx.artifact.manifest import sha256_file
+from splade_onnx.errors import IndexFileError
+from splade_onnx.index.blocks import BlockMax
 from splade_onnx.vectors import SparseVector
 
 log = logging.getLogger("splade_onnx")
@@ -29,7 +31,9 @@ HEADER_NAME = "index.json"
 DTYPES = ("float32", "float16", "uint8")
 DocId = Union[str, int]
 Hit = Tuple[DocId, float]
-# When a batch of queries is scored at once, the dense [queries x docs] accumulator is capped at this many cells.
+# Collections of at least this many documents get block-max pruning structures on their first search.
+AUTO_BLOCKS_MIN_DOCS = 50_000
+DEFAULT_BLOCK_SIZE = 64
 
 
 class Contribution(NamedTuple):
@@ -148,6 +152,9 @@ class SparseIndex:
         self._alive = np.ones(0, dtype=bool)
         self._n_removed = 0
         self.texts: Optional[List[str]] = None  # optional document texts, aligned with the ordinals
+        self.block_size: Optional[int] = None  # block-max pruning: None = automatic (see AUTO_BLOCKS_MIN_DOCS)
+        self._blocks: Optional[BlockMax] = None
+        self._blocks_seg: Optional[_Segment] = None  # the segment the block structure describes
 
     # ------------------------------------------------------------------------------------------------ building
     @classmethod
@@ -317,8 +324,8 @@ class SparseIndex:
             seg = _Segment(_term_pointers(self.vocab_size, terms), new_ord[np.asarray(seg.docs)[keep]].astype(np.int32),
                            np.asarray(seg.weights)[keep])
             if self.texts is not None:
-                self.texts = [t for t, a in zip(self.texts, alive.tolist()) if a]
-            self._ids = [d for d, a in zip(self._ids, alive.tolist()) if a]
+                self.texts = [t for t, a in zip(self.texts, alive.tolist(), strict=False) if a]
+            self._ids = [d for d, a in zip(self._ids, alive.tolist(), strict=False) if a]
             self._pos = {d: i for i, d in enumerate(self._ids)}
             self._alive = np.ones(len(self._ids), dtype=bool)
             self._n_removed = 0
@@ -343,7 +350,7 @@ class SparseIndex:
         """Document ids in insertion order (removed ones excluded)."""
         if not self._n_removed:
             return list(self._ids)
-        return [d for d, a in zip(self._ids, self._alive.tolist()) if a]
+        return [d for d, a in zip(self._ids, self._alive.tolist(), strict=False) if a]
 
     @property
     def nnz(self) -> int:
@@ -400,42 +407,140 @@ class SparseIndex:
         ids = self._ids
         return [(ids[int(nz[i])], float(s[i])) for i in order]
 
+    # ------------------------------------------------------------------------------------------------ pruning
+    def build_blocks(self, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+        """Build (now) the block-max pruning structure over blocks of ``block_size`` consecutive documents (a power
+        of two) and use it from now on, whatever the collection's size. Search results do not change; only which
+        postings are read. It is rebuilt lazily when :meth:`compact` or a segment merge changes the postings;
+        documents added since the last build are scored exhaustively until then."""
+        if block_size < 1 or block_size & (block_size - 1):
+            raise ValueError(f"block_size must be a power of two, got {block_size!r}")
+        self.block_size = int(block_size)
+        self._blocks = None
+        self._block_index()
+
+    def _block_index(self) -> Optional[BlockMax]:
+        """The block structure of the first segment, (re)built when enabled and stale; None when not in use."""
+        if not self._segments:
+            return None
+        seg = self._segments[0]
+        if self._blocks is not None and self._blocks_seg is seg:
+            return self._blocks
+        if not seg.nnz:
+            return None
+        # the first segment's ordinals are 0..n0-1 (later segments hold larger ones); its trailing documents
+        # without postings, if any, score 0 anyway
+        n0 = int(np.max(seg.docs)) + 1
+        if n0 > len(self._ids) or int(np.min(seg.docs)) < 0:
+            raise IndexFileError("postings hold a document ordinal out of range: the index is corrupt")
+        if self.block_size is None and n0 < AUTO_BLOCKS_MIN_DOCS:
+            return None
+        bs = self.block_size or DEFAULT_BLOCK_SIZE
+        self._blocks = BlockMax.build(seg.indptr, seg.docs, seg.weights, n0, bs,
+                                      dequant=float(self.scale or 0.0) if self.dtype == "uint8" else 1.0)
+        self._blocks_seg = seg
+        return self._blocks
+
+    @property
+    def pruning_nbytes(self) -> int:
+        """Bytes of the block-max pruning structure (0 when none is built)."""
+        return self._blocks.nbytes if self._blocks is not None else 0
+
+    # ------------------------------------------------------------------------------------------------ search
+    @overload
+    def search(self, queries: Sequence[Any], k: int = 10, *, max_query_terms: Optional[int] = None,
+               accuracy: float = 1.0, exhaustive: bool = False) -> List[List[Hit]]: ...
+
+    @overload
+    def search(self, queries: Any, k: int = 10, *, max_query_terms: Optional[int] = None,
+               accuracy: float = 1.0, exhaustive: bool = False) -> List[Hit]: ...
+
     def search(
-        self, queries: Any, k: int = 10, *, max_query_terms: Optional[int] = None
+        self, queries: Any, k: int = 10, *, max_query_terms: Optional[int] = None, accuracy: float = 1.0,
+        exhaustive: bool = False,
     ) -> Union[List[Hit], List[List[Hit]]]:
         """Exact top-``k`` documents by dot product: ``[(doc_id, score), ...]`` best first, ties by insertion order.
 
-        ``queries``: one SparseVector (returns one list) or a list of them (returns a list of lists, one query
-        at a time). ``max_query_terms`` keeps only the heaviest query terms
-        (approximate, faster). Cost per query: O(postings of its terms + number of documents).
+        ``queries``: one SparseVector (returns one list) or a list/tuple of them (returns a list of lists).
+        ``accuracy`` (0 < accuracy <= 1, default 1 = exact): the approximate mode's one knob; a block of documents
+        is scored only while ``accuracy * its upper bound`` reaches the current k-th best score, so lower values
+        skip more blocks (faster, some top-k documents may be missed). ``exhaustive=True`` scores every posting of
+        the query's terms (the reference path; same results as the default exact search). ``max_query_terms`` keeps
+        only the heaviest query terms (approximate).
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
+        if not isinstance(accuracy, (int, float)) or not 0 < accuracy <= 1:
+            raise ValueError(f"accuracy must be in (0, 1], got {accuracy!r}")
         single = not isinstance(queries, (list, tuple))
         qs = [queries] if single else list(queries)
-        n = len(self._ids)
-        out = [self._top(self._score_one(*self._query(q, max_query_terms), n), int(k)) if n else [] for q in qs]
+        out = [self._search_one(q, int(k), max_query_terms, float(accuracy), exhaustive) for q in qs]
         return out[0] if single else out
 
-    def _score_one(self, terms: np.ndarray, qw: np.ndarray, n: int) -> np.ndarray:
-        """Scores of one query: for each query term, add ``q * w`` into a dense float64 accumulator.
+    def search_stats(self, query: Any, k: int = 10, *, accuracy: float = 1.0) -> Dict[str, int]:
+        """How the (pruned) search of one query went: ``blocks`` (0 when no block structure is in use),
+        ``blocks_scored`` and ``rounds``."""
+        stats: Dict[str, int] = {"blocks": 0, "blocks_scored": 0, "rounds": 0}
+        self._search_one(query, int(k), None, float(accuracy), False, stats)
+        return stats
+
+    def _search_one(self, q: Any, k: int, max_terms: Optional[int], accuracy: float, exhaustive: bool,
+                    stats: Optional[Dict[str, int]] = None) -> List[Hit]:
+        n = len(self._ids)
+        terms, qw = self._query(q, max_terms)
+        if not n:
+            return []
+        bm = None if exhaustive else self._block_index()
+        if bm is None:
+            if accuracy < 1 and not exhaustive and self._segments:
+                bm = self._approx_blocks()
+            if bm is None:
+                return self._top(self._score_one(terms, qw, n), k)
+        n0 = bm.n_docs
+        seed_o, seed_s = np.zeros(0, np.int64), np.zeros(0, np.float64)
+        if n > n0:  # documents added since the structure was built: scored exhaustively
+            acc = self._score_one(terms, qw, n, segments=self._segments[1:], offset=n0)
+            if self._n_removed:
+                acc[~self._alive[n0:]] = 0.0
+            nz = np.flatnonzero(acc > 0)
+            seed_o, seed_s = nz + n0, acc[nz]
+        seg = self._segments[0]
+        ords, scores, info = bm.search(terms, qw, k, seg.docs, seg.weights,
+                                    float(self.scale or 0.0) if self.dtype == "uint8" else None,
+                                    self._alive if self._n_removed else None, (seed_o, seed_s), accuracy=accuracy)
+        if stats is not None:
+            stats.update(info)
+        order = np.lexsort((ords, -scores))[:k]  # best first, ties by insertion order
+        ids = self._ids
+        return [(ids[int(ords[i])], float(scores[i])) for i in order]
+
+    def _approx_blocks(self) -> Optional[BlockMax]:
+        """For the approximate mode on a collection below the automatic size: build the structure on demand."""
+        if self.block_size is None:
+            self.block_size = DEFAULT_BLOCK_SIZE
+        return self._block_index()
+
+    def _score_one(self, terms: np.ndarray, qw: np.ndarray, n: int, segments: Optional[Sequence[_Segment]] = None,
+                   offset: int = 0) -> np.ndarray:
+        """Scores of one query: for each query term, add ``q * w`` into a dense float64 accumulator (of the
+        ordinals ``offset..n-1``; ``segments`` default to all).
 
         A term's postings hold each document at most once, so ``acc[docs] += ...`` is exact; this touches each
         posting once, without concatenating the postings first.
         """
-        acc = np.zeros(n, dtype=np.float64)
-        for seg in self._segments:
+        acc = np.zeros(n - offset, dtype=np.float64)
+        for seg in self._segments if segments is None else segments:
             indptr = seg.indptr
             starts = indptr[terms].tolist()
             ends = indptr[terms + 1].tolist()
-            for q, s, e in zip(qw.tolist(), starts, ends):
+            for q, s, e in zip(qw.tolist(), starts, ends, strict=False):
                 if e > s:
                     d = seg.docs[s:e]
                     # a term's ordinals ascend, so its first and last bound them all: a corrupt posting is refused
                     # instead of wrapping around (negative) or indexing past the end
-                    if d[0] < 0 or d[-1] >= n:
+                    if d[0] < offset or d[-1] >= n:
                         raise IndexFileError("postings hold a document ordinal out of range: the index is corrupt")
-                    acc[d] += self._dequant(seg.weights[s:e]) * q
+                    acc[d - offset if offset else d] += self._dequant(seg.weights[s:e]) * q
         return acc
 
     def explain(
@@ -453,7 +558,7 @@ class SparseIndex:
         vocab = vocab if vocab is not None else self.vocab
         rows: List[Tuple[float, int, float, float]] = []
         for seg in self._segments:
-            for t, w in zip(terms.tolist(), qw.tolist()):
+            for t, w in zip(terms.tolist(), qw.tolist(), strict=False):
                 s, e = int(seg.indptr[t]), int(seg.indptr[t + 1])
                 if s == e:
                     continue
@@ -489,6 +594,9 @@ class SparseIndex:
             np.zeros(self.vocab_size + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, self._np_dtype))
         arrays = {"term_indptr": np.asarray(seg.indptr, dtype=np.int64), "post_docs": np.asarray(seg.docs),
                   "post_weights": np.asarray(seg.weights)}
+        bm = self._block_index() if self._segments else None
+        if bm is not None:  # the pruning structure is saved too, so a loaded index need not rebuild it
+            arrays.update({"blocks_" + name: np.asarray(a) for name, a in bm.arrays.items()})
         files: Dict[str, Dict[str, Any]] = {}
         for name, arr in arrays.items():
             fn = name + ".npy"
@@ -516,6 +624,8 @@ class SparseIndex:
             "vocab_size": self.vocab_size, "dtype": self.dtype, "scale": self.scale,
             "n_docs": len(self._ids), "nnz": seg.nnz, "model": self.model, "files": files,
         }
+        if bm is not None:
+            header["blocks"] = bm.meta
         tmp = os.path.join(path, f".tmp-{HEADER_NAME}-{uuid.uuid4().hex[:8]}")
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(header, fh, indent=1, ensure_ascii=False)
@@ -628,7 +738,47 @@ class SparseIndex:
         if len(idx._pos) != n_docs:
             raise IndexFileError("duplicate document ids", os.path.join(data_dir, "ids.json"))
         idx._alive = np.ones(n_docs, dtype=bool)
+        if isinstance(h.get("blocks"), dict) and idx._segments:
+            idx._load_blocks(h["blocks"], data_dir, files, mmap, nnz)
         return idx
+
+    def _load_blocks(self, meta: Dict[str, Any], data_dir: str, files: Dict[str, Any], mmap: bool, nnz: int) -> None:
+        """Attach a saved block-max structure (checked against the postings; IndexFileError when inconsistent)."""
+        arrays: Dict[str, np.ndarray] = {}
+        for name in BlockMax.ARRAYS:
+            fn = f"blocks_{name}.npy"
+            fp = os.path.join(data_dir, fn)
+            if fn not in files:
+                raise IndexFileError("file is not listed in the header", fp)
+            try:
+                arrays[name] = np.load(fp, mmap_mode="r" if mmap else None, allow_pickle=False)
+            except Exception as e:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError on bad files
+                raise IndexFileError(f"not a readable .npy file ({type(e).__name__}: {e})", fp) from e
+        try:
+            bm = BlockMax(int(meta["block_size"]), int(meta["n_docs"]), float(meta["bscale"]), arrays)
+        except (KeyError, TypeError, ValueError) as e:
+            raise IndexFileError(f"header's block fields are invalid ({e})", data_dir) from e
+        problem = bm.check(self.vocab_size, nnz) if bm.n_docs <= len(self._ids) else "more documents than the index"
+        if problem:
+            raise IndexFileError(f"block-max structure: {problem}: the files are corrupt", data_dir)
+        self.block_size = bm.block_size
+        self._blocks, self._blocks_seg = bm, self._segments[0]
+
+    @classmethod
+    def from_parquet(cls, path: "str | os.PathLike[str]", **kwargs: Any) -> "SparseIndex":
+        """Build from a folder of Parquet vector shards (``splade-onnx encode`` output, or any Parquet files with
+        ``id``/``indices``/``values`` columns); see :func:`splade_onnx.index.shards.from_parquet`."""
+        from splade_onnx.index.shards import from_parquet
+
+        return from_parquet(cls, path, **kwargs)
+
+    @classmethod
+    def merge(cls, indexes: Sequence["SparseIndex"], **kwargs: Any) -> "SparseIndex":
+        """One index holding the documents of ``indexes`` (ids must not collide); see
+        :func:`splade_onnx.index.shards.merge`."""
+        from splade_onnx.index.shards import merge
+
+        return merge(cls, indexes, **kwargs)
 
 
 def _header_data(path: "str | os.PathLike[str]") -> Optional[str]:
