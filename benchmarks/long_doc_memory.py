@@ -36,17 +36,17 @@ docs = [doc_text(d) for d in read_jsonl({corpus!r}, limit=400)]
 text, n = "", 0
 for d in docs:
     text += " " + d
-    n = len(e._tokenizer.encode(text).ids)
+    n = len(e.tokenizer.encode(text).ids)
     if n >= 8192:
         break
-ids = e._tokenizer.encode(text).ids[1:8191]   # exactly 8,190 content tokens + [CLS]/[SEP] = 8,192
-text = e._tokenizer.decode(ids)
-n = len(e._tokenizer.encode(text).ids)
+ids = e.tokenizer.encode(text).ids[1:8191]   # exactly 8,190 content tokens + [CLS]/[SEP] = 8,192
+text = e.tokenizer.decode(ids)
+n = len(e.tokenizer.encode(text).ids)
 from splade_onnx.encode.windows import count_windows
 t = time.perf_counter()
 v = e.expand(text, max_length={window}, long_documents="window", stride={stride})
 dt = time.perf_counter() - t
-print(json.dumps({{"tokens": n, "windows": count_windows(e, text, {window}, {stride}), "nnz": v.nnz,
+print(json.dumps({{"tokens": n, "windows": count_windows(e.tokenizer, text, {window}, {stride}), "nnz": v.nnz,
                   "seconds": round(dt, 2), "peak_rss_mb_after_load": round(after_load, 1),
                   "peak_rss_mb": round(peak_mb(), 1), "torch_loaded": "torch" in sys.modules,
                   "vocab": e.vocab_size, "window": {window}, "stride": {stride}, "budget_mb": {budget}}}))

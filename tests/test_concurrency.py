@@ -35,7 +35,7 @@ def test_eight_threads_two_hundred_calls_equal_serial(expander):
     serial = {}
     for (x, ml) in uniq:
         serial[(x, ml)] = expander.expand([x], max_length=ml)[0]
-    base_tok = expander._tokenizer.to_str()
+    base_tok = expander.tokenizer.to_str()
     barrier = threading.Barrier(THREADS)
 
     def worker(t):
@@ -58,10 +58,10 @@ def test_eight_threads_two_hundred_calls_equal_serial(expander):
                 n += 1
     assert n >= THREADS * CALLS
     # the shared tokenizer was never mutated (truncation/padding live on per-length copies)
-    assert expander._tokenizer.to_str() == base_tok
-    assert expander._tokenizer.truncation is None and expander._tokenizer.padding is None
-    for ml, tok in expander._tok_by_len.items():
-        assert tok.truncation["max_length"] == ml
+    assert expander.tokenizer.to_str() == base_tok
+    assert expander.tokenizer.truncation is None and expander.tokenizer.padding is None
+    for ml in max_lengths:
+        assert expander.tokenizer_for(ml).truncation["max_length"] == ml
 
 
 def test_concurrent_first_use_of_a_length_makes_one_tokenizer_copy(tiny_artifact):
@@ -71,7 +71,7 @@ def test_concurrent_first_use_of_a_length_makes_one_tokenizer_copy(tiny_artifact
 
     def worker(_):
         barrier.wait()
-        seen.append(id(e._tokenizer_for(40)))
+        seen.append(id(e.tokenizer_for(40)))
 
     with ThreadPoolExecutor(THREADS) as pool:
         list(pool.map(worker, range(THREADS)))

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from splade_onnx.evaluate import doc_text, load_beir, read_qrels, score_run
+from splade_onnx.evaluate import score_run
+from splade_onnx.io.corpus import doc_text, load_beir, read_qrels
 
 REPO = Path(__file__).resolve().parents[1]
 

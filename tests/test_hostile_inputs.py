@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from splade_onnx import Expander, SparseVector
-from splade_onnx import _precut
+from splade_onnx.encode import precut as _precut
 from splade_onnx.errors import TextTypeError, TextValueError
 
 GOOD = "aspirin lowers the risk of heart attack"
@@ -178,9 +178,9 @@ def test_ten_megabyte_string(expander, unit):
     assert len(msgs) == 1 and msgs[0].startswith("1 of 2 text(s)")  # the truncation warning is still right
     _valid(out[1])
     # same vector as tokenizing the whole text: compare with the kept token ids of the full tokenizer output
-    tok = expander._tokenizer_for(expander.manifest.max_length["document"])
+    tok = expander.tokenizer_for(expander.manifest.max_length["document"])
     full_ids = tok.encode(big[:200_000]).ids  # 200 kB: still far over max_length, tokenized in full here
-    cut = _precut.precut([big], expander.manifest.max_length["document"], expander._tokenizer, tok)[0]
+    cut = _precut.precut([big], expander.manifest.max_length["document"], expander.tokenizer, tok)[0]
     assert len(cut) < 100_000, "the 10 MB text should have been pre-cut"
     assert tok.encode(cut).ids == full_ids
     assert grown < 400, f"RSS grew {grown:.0f} MB for one 10 MB text (tokenizing it whole takes ~1.2 GB)"
@@ -201,8 +201,8 @@ def test_precut_keeps_exactly_the_tokens(expander, pieces, reps):
     limit = max(_precut.MIN_CUT_CHARS, max_length * _precut.CHARS_PER_TOKEN)
     base = "".join(pieces)
     text = (base * (1 + (2 * limit * reps) // max(1, len(base))))[: 2 * limit * reps + 7]
-    tok = expander._tokenizer_for(max_length)
-    cut = _precut.precut([text], max_length, expander._tokenizer, tok)[0]
+    tok = expander.tokenizer_for(max_length)
+    cut = _precut.precut([text], max_length, expander.tokenizer, tok)[0]
     full = tok.encode(text)
     short = tok.encode(cut)
     assert short.ids == full.ids

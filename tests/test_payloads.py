@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from splade_onnx import Expander
-from splade_onnx import payloads as P
+from splade_onnx.io import payloads as P
 
 
 @pytest.fixture(scope="module")

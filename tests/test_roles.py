@@ -9,7 +9,8 @@ import pytest
 
 from splade_onnx import Expander
 from splade_onnx.errors import ArtifactError
-from splade_onnx.encode.roles import add_idf_role, idf_of, make_pair
+from splade_onnx.build.idf import add_idf_role, idf_of
+from splade_onnx.build.pair import make_pair
 
 from conftest import doc_text, read_jsonl
 

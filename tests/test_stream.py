@@ -43,8 +43,17 @@ def test_stream_equals_expand_and_is_lazy(expander):
     assert len(pulled) == 16  # only the first chunk was pulled from the source
     rest = list(it)
     assert [first] + rest == expander.expand([_doc(i) for i in range(70)], max_length=64)
-    assert expander.encode_stream is not None
     assert list(expander.expand_iter([], chunk_size=4)) == []
+
+
+def test_deprecated_aliases_warn_and_give_the_same_vectors(expander):
+    texts = [_doc(i) for i in range(3)]
+    with pytest.warns(DeprecationWarning, match="expand_iter"):
+        assert list(expander.encode_stream(texts, chunk_size=2)) == expander.expand(texts)
+    with pytest.warns(DeprecationWarning, match="encode_queries"):
+        assert expander.encode_query(texts) == expander.encode_queries(texts)
+    with pytest.warns(DeprecationWarning, match="encode_documents"):
+        assert expander.encode_document(texts[0]) == expander.encode_documents(texts[0])
 
 
 def test_stream_bad_item_names_the_stream_position(expander):

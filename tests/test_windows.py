@@ -23,7 +23,7 @@ def tiny(tiny_artifact):
 def long_docs(tiny, datasets_dir):
     """24 real SciFact documents of 300-500 tokens: they fit splade-tiny's 512-token window whole."""
     docs = [doc_text(d) for d in read_jsonl(datasets_dir / "scifact" / "corpus.jsonl", limit=3000)]
-    lens = [len(e.ids) for e in tiny._tokenizer.encode_batch(docs)]
+    lens = [len(e.ids) for e in tiny.tokenizer.encode_batch(docs)]
     picked = [d for d, n in zip(docs, lens) if 300 <= n <= 500][:24]
     assert len(picked) == 24
     return picked
@@ -48,7 +48,7 @@ def test_window_layout(tiny):
     assert window_starts(10, 10, 5) == [0]
     assert window_starts(25, 10, 5) == [0, 5, 10, 15]
     assert window_starts(23, 10, 5) == [0, 5, 10, 13]  # the last window ends at the text's end
-    enc = tiny._tokenizer.encode("word " * 300)
+    enc = tiny.tokenizer.encode("word " * 300)
     ws = make_windows(enc, 128, None)
     content = enc.ids[1:-1]
     assert all(w[0] == 101 and w[-1] == 102 and len(w) == 128 for w in ws)  # [CLS] ... [SEP] in every window

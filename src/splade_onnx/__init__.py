@@ -17,11 +17,11 @@ del _os
 __all__ = ["Expander", "SparseVector", "Manifest", "SparseIndex", "doctor", "list_models", "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from splade_onnx.artifact.manifest import Manifest
+    from splade_onnx.artifact.registry import list_models
     from splade_onnx.doctor import doctor
     from splade_onnx.encode.expander import Expander
     from splade_onnx.index import SparseIndex
-    from splade_onnx.artifact.manifest import Manifest
-    from splade_onnx.artifact.registry import list_models
     from splade_onnx.vectors import SparseVector
 
 _LAZY = {

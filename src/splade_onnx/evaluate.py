@@ -4,28 +4,21 @@ Needs the ``eval`` extra (``ir-measures``, ``tqdm``), imported lazily.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from splade_onnx.errors import SpladeOnnxError
+from splade_onnx.io.corpus import BeirData, load_beir, write_trec_run
+from splade_onnx.vectors import SparseVector
+
+__all__ = ["evaluate", "score_run", "EvalResult", "BeirData", "load_beir", "MEASURES"]
 
 log = logging.getLogger("splade_onnx")
 
 MEASURES = ("nDCG@10", "RR@10", "R@100")
-
-
-@dataclass
-class BeirData:
-    doc_ids: List[str]
-    doc_texts: List[str]
-    query_ids: List[str]
-    query_texts: List[str]
-    qrels: Dict[str, Dict[str, int]]
 
 
 @dataclass
@@ -45,68 +38,6 @@ class EvalResult:
         return asdict(self)
 
 
-def doc_text(d: Dict[str, Any]) -> str:
-    """BEIR document text: ``title + " " + text``, stripped."""
-    return (str(d.get("title") or "") + " " + str(d.get("text") or "")).strip()
-
-
-def _read_jsonl(path: str) -> List[Dict[str, Any]]:
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise SpladeOnnxError(f"{path}:{n}: not valid JSON ({e})") from e
-    return out
-
-
-def read_qrels(path: str) -> Dict[str, Dict[str, int]]:
-    """``qrels/<split>.tsv`` (``query-id corpus-id score``, header optional) -> ``{qid: {docid: rel}}``."""
-    qrels: Dict[str, Dict[str, int]] = {}
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            parts = line.rstrip("\n").split("\t")
-            if not line.strip():
-                continue
-            if n == 1 and parts[0] == "query-id":
-                continue
-            if len(parts) != 3:
-                raise SpladeOnnxError(f"{path}:{n}: expected 3 tab-separated fields, got {len(parts)}")
-            qrels.setdefault(parts[0], {})[parts[1]] = int(parts[2])
-    return qrels
-
-
-def load_beir(dataset_dir: str, split: str = "test") -> BeirData:
-    """Read ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``; keeps the queries judged in the split."""
-    paths = {n: os.path.join(dataset_dir, n) for n in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv")}
-    for p in paths.values():
-        if not os.path.isfile(p):
-            raise FileNotFoundError(f"{p} not found: DATASET_DIR must hold corpus.jsonl, queries.jsonl, qrels/{split}.tsv")
-    corpus = _read_jsonl(paths["corpus.jsonl"])
-    qrels = read_qrels(paths[f"qrels/{split}.tsv"])
-    queries = [q for q in _read_jsonl(paths["queries.jsonl"]) if str(q["_id"]) in qrels]
-    missing = set(qrels) - {str(q["_id"]) for q in queries}
-    if missing:
-        log.warning("%d judged query id(s) have no text in queries.jsonl (e.g. %s); they score 0",
-                    len(missing), sorted(missing)[0])
-    return BeirData(
-        doc_ids=[str(d["_id"]) for d in corpus], doc_texts=[doc_text(d) for d in corpus],
-        query_ids=[str(q["_id"]) for q in queries], query_texts=[str(q["text"]) for q in queries], qrels=qrels,
-    )
-
-
-def write_trec_run(run: Dict[str, List[Tuple[str, float]]], path: str, tag: str = "splade-onnx") -> None:
-    """TREC run format: ``qid Q0 docid rank score tag``."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        for qid, hits in run.items():
-            for rank, (did, score) in enumerate(hits, 1):
-                f.write(f"{qid} Q0 {did} {rank} {score:.6f} {tag}\n")
-    os.replace(tmp, path)
-
-
 def score_run(qrels: Dict[str, Dict[str, int]], run: Dict[str, List[Tuple[str, float]]],
               measures: Sequence[str] = MEASURES) -> Dict[str, float]:
     """Aggregate ir-measures figures (mean over the judged queries; a query absent from the run scores 0)."""
@@ -118,10 +49,11 @@ def score_run(qrels: Dict[str, Dict[str, int]], run: Dict[str, List[Tuple[str, f
     return {m: float(agg[p]) for m, p in zip(measures, parsed)}
 
 
-def _encode(fn, texts: List[str], desc: str, progress: bool, chunk: int = 256) -> list:
+def _encode(fn: Callable[[List[str]], List[SparseVector]], texts: List[str], desc: str, progress: bool,
+            chunk: int = 256) -> List[SparseVector]:
     from tqdm.auto import tqdm
 
-    out: list = []
+    out: List[SparseVector] = []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*were truncated.*")
         with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress, leave=False) as bar:
@@ -162,7 +94,7 @@ def evaluate(
     t3 = time.perf_counter()
     hits = index.search(qvecs, k=k)
     t4 = time.perf_counter()
-    run: Dict[str, List[Tuple[str, float]]] = dict(zip(data.query_ids, hits))  # type: ignore[arg-type]
+    run: Dict[str, List[Tuple[str, float]]] = {q: [(str(d), s) for d, s in h] for q, h in zip(data.query_ids, hits)}
     if run_out:
         write_trec_run(run, run_out)
     metrics = score_run(data.qrels, run)

@@ -15,6 +15,8 @@ MODEL_NAME = "model.onnx"
 # of the whole model, which halves session creation (splade-tiny: ~80 -> ~35 ms of cold start).
 MODEL_DATA_NAME = MODEL_NAME + "_data"
 TOKENIZER_NAME = "tokenizer.json"
+IDF_NAME = "idf.json"  # document-only query role: {token: idf weight}
+QUERY_DIR = "query"  # a paired query model's artifact folder inside a document artifact
 FORMAT = "splade-onnx"
 FORMAT_VERSION = 1
 ACTIVATIONS = ("log1p_relu", "log1p_log1p_relu")

@@ -1,33 +1,20 @@
 """``splade-onnx idf`` and ``splade-onnx pair``: build document-only and query/document artifacts (torch-free)."""
 from __future__ import annotations
 
+import argparse
+import itertools
 import json
 import os
-import sys
-from typing import Iterator
+from typing import Any
+
+from splade_onnx.io.corpus import iter_documents
 
 
-def _read_corpus(path: str, limit=None) -> Iterator[str]:
-    """A BEIR ``corpus.jsonl`` (title + text), any JSONL with a ``text``/``contents`` field, or plain text lines."""
-    n = 0
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            text = line.rstrip("\n")
-            if path.endswith((".jsonl", ".json")):
-                d = json.loads(line)
-                text = (str(d.get("title", "")) + " " + str(d.get("text", d.get("contents", "")))).strip()
-            yield text
-            n += 1
-            if limit and n >= limit:
-                return
-
-
-def add_commands(sub) -> None:
+def add_parsers(sub: Any) -> None:
+    """Register ``idf`` and ``pair``."""
     p = sub.add_parser(
         "idf", help="build an IDF table from a corpus: document-only (inference-free) query encoding",
-        description="Tokenize CORPUS (BEIR corpus.jsonl, JSONL with text/contents, or one text per line) with the "
+        description="Tokenize CORPUS (JSONL with _id/title/text or contents, or plain text one document a line) with the "
         "artifact's tokenizer, write idf.json (token -> ln(1 + (N - df + 0.5)/(df + 0.5))) into a copy of the "
         "artifact at --out (or in place), and record the 'idf' query role: encode_queries then weights each distinct "
         "query token by its IDF, with no model run.",
@@ -53,11 +40,13 @@ def add_commands(sub) -> None:
     p.set_defaults(func=_cmd_pair)
 
 
-def _cmd_idf(args) -> int:
-    from splade_onnx.encode.roles import IDF_NAME, add_idf_role
+def _cmd_idf(args: argparse.Namespace) -> int:
+    from splade_onnx.artifact.manifest import IDF_NAME
+    from splade_onnx.build.idf import add_idf_role
 
     out = args.out or args.model
-    m = add_idf_role(args.model, _read_corpus(args.corpus, args.limit), out, overwrite=args.overwrite,
+    texts = (d.text for d in itertools.islice(iter_documents(args.corpus), args.limit))
+    m = add_idf_role(args.model, texts, out, overwrite=args.overwrite,
                      corpus_name=os.path.basename(os.path.dirname(os.path.abspath(args.corpus))) or args.corpus)
     q = m.extra["roles"]["query"]
     if args.json:
@@ -68,8 +57,8 @@ def _cmd_idf(args) -> int:
     return 0
 
 
-def _cmd_pair(args) -> int:
-    from splade_onnx.encode.roles import make_pair
+def _cmd_pair(args: argparse.Namespace) -> int:
+    from splade_onnx.build.pair import make_pair
 
     m = make_pair(args.document_artifact, args.query_artifact, args.out_dir,
                   document_max_length=args.doc_max_length, query_max_length=args.query_max_length,
@@ -78,5 +67,5 @@ def _cmd_pair(args) -> int:
         print(json.dumps({"out_dir": args.out_dir, "max_length": m.max_length, "roles": m.extra["roles"]}))
     else:
         print(f"wrote {args.out_dir}: documents by {m.source} ({m.max_length['document']} tokens), queries by "
-              f"{m.extra['roles']['query']['source']} ({m.max_length['query']} tokens)", file=sys.stdout)
+              f"{m.extra['roles']['query']['source']} ({m.max_length['query']} tokens)")
     return 0

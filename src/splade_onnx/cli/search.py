@@ -1,46 +1,33 @@
-"""``splade-onnx index``, ``search`` and ``eval`` subcommands (registered by :func:`splade_onnx.cli.build_parser`)."""
+"""``splade-onnx index``, ``search`` and ``eval``: build an index from a corpus, query it, score it on BEIR data."""
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
-from typing import Any, List, Tuple
+from typing import Any, Dict
+
+from splade_onnx.cli.errors import UsageError
+from splade_onnx.errors import MissingExtraError
+from splade_onnx.io.corpus import read_corpus
 
 
-def read_corpus(path: str) -> Tuple[List[Any], List[str]]:
-    """JSONL (``_id``/``id``, ``title``, ``text``) or plain text (one document a line, ids = 1-based line numbers)."""
-    ids: List[Any] = []
-    texts: List[str] = []
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    first = next((ln for ln in lines if ln.strip()), "")
-    is_jsonl = first.lstrip().startswith("{")
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        if is_jsonl:
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not valid JSON ({e})") from e
-            text = (str(d.get("title") or "") + " " + str(d.get("text") or "")).strip()
-            ids.append(d.get("_id", d.get("id", n)))
-        else:
-            text = line.strip()
-            ids.append(n)
-        if not text:
-            raise ValueError(f"{path}:{n}: empty document")
-        texts.append(text)
-    return ids, texts
+def add_parsers(sub: Any) -> None:
+    """Register ``index``, ``search`` and ``eval``."""
+    add_index(sub)
+    add_search(sub)
+    add_eval(sub)
 
 
-def add_index(sub) -> None:
+def add_index(sub: Any) -> None:
     p = sub.add_parser("index", help="encode a corpus and write a searchable index",
-                       description="Encode CORPUS (JSONL with _id/title/text, or plain text one document a line) "
+                       description="Encode CORPUS (JSONL with _id/title/text or contents, or plain text one document a line) "
                        "with the artifact and save a SparseIndex folder to OUT.")
-    p.add_argument("corpus")
-    p.add_argument("--model", required=True, help="artifact folder or hub repo id")
+    p.add_argument("corpus", nargs="?", help="corpus file (not with --from-vectors)")
+    p.add_argument("--model", default=None, help="artifact folder or hub repo id (required with CORPUS)")
+    p.add_argument("--from-vectors", default=None, metavar="DIR",
+                   help="index the Parquet vector shards of DIR (`splade-onnx encode` output) instead of a corpus")
     p.add_argument("--out", required=True, help="index folder to write (replaced atomically if it is an index)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "uint8"])
     p.add_argument("--doc-max-length", type=int, default=None)
@@ -49,10 +36,16 @@ def add_index(sub) -> None:
     p.set_defaults(func=_cmd_index)
 
 
-def _cmd_index(args) -> int:
+def _cmd_index(args: argparse.Namespace) -> int:
     from splade_onnx.encode.expander import Expander
     from splade_onnx.index import SparseIndex
 
+    if args.from_vectors:  # Parquet shards of `splade-onnx encode`
+        from splade_onnx.cli.encode import index_from_vectors
+
+        return index_from_vectors(args)
+    if not args.corpus or not args.model:
+        raise UsageError("index needs CORPUS and --model (or --from-vectors DIR)")
     ids, texts = read_corpus(args.corpus)
     e = Expander(args.model)
     t0 = time.perf_counter()
@@ -70,7 +63,7 @@ def _cmd_index(args) -> int:
     return 0
 
 
-def add_search(sub) -> None:
+def add_search(sub: Any) -> None:
     p = sub.add_parser("search", help="search an index and explain the hits",
                        description="Search INDEX for QUERY (or stdin lines) and print the top hits, with their top "
                        "contributing tokens under --explain.")
@@ -85,16 +78,15 @@ def add_search(sub) -> None:
     p.set_defaults(func=_cmd_search)
 
 
-def _cmd_search(args) -> int:
-    from splade_onnx.errors import ArtifactError
+def _cmd_search(args: argparse.Namespace) -> int:
     from splade_onnx.encode.expander import Expander
+    from splade_onnx.errors import ArtifactError
     from splade_onnx.index import SparseIndex, model_info
 
     idx = SparseIndex.load(args.index, mmap=True, verify=args.verify)
     model = args.model or idx.model.get("path")
     if not model:
-        print("error: the index does not record its model; pass --model ARTIFACT", file=sys.stderr)
-        return 2
+        raise UsageError("the index does not record its model; pass --model ARTIFACT")
     e = Expander(model)
     want = idx.model.get("manifest_sha256")
     got = model_info(e)["manifest_sha256"]
@@ -103,15 +95,14 @@ def _cmd_search(args) -> int:
                             f"vs {want[:12]}... in the index header); pass the right --model", model)
     queries = args.queries or [ln.strip() for ln in sys.stdin if ln.strip()]
     if not queries:
-        print("error: no query given", file=sys.stderr)
-        return 2
+        raise UsageError("no query given (pass them as arguments or on stdin)")
     qvecs = e.encode_queries(queries, max_length=args.query_max_length)
-    results: List[List[Tuple[Any, float]]] = idx.search(qvecs, k=args.k)  # type: ignore[assignment]
+    results = idx.search(qvecs, k=args.k)
     vocab = idx.vocab or e.vocab
     for q, qv, hits in zip(queries, qvecs, results):
         rows = []
         for rank, (did, score) in enumerate(hits, 1):
-            row: dict = {"rank": rank, "id": did, "score": round(score, 4)}
+            row: Dict[str, Any] = {"rank": rank, "id": did, "score": round(score, 4)}
             text = idx.text(did)
             if text is not None:
                 row["text"] = text
@@ -134,7 +125,7 @@ def _cmd_search(args) -> int:
     return 0
 
 
-def add_eval(sub) -> None:
+def add_eval(sub: Any) -> None:
     p = sub.add_parser("eval", help="evaluate retrieval on a BEIR-layout dataset (needs the [eval] extra)",
                        description="Encode DATASET_DIR (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv), index, search "
                        "exactly and report nDCG@10, MRR@10 (RR@10) and R@100 with ir-measures.")
@@ -150,13 +141,12 @@ def add_eval(sub) -> None:
     p.set_defaults(func=_cmd_eval)
 
 
-def _cmd_eval(args) -> int:
+def _cmd_eval(args: argparse.Namespace) -> int:
     try:
         import ir_measures  # noqa: F401
         import tqdm  # noqa: F401
     except ImportError as e:
-        print(f"error: eval needs the [eval] extra: pip install 'splade-onnx[eval]' ({e})", file=sys.stderr)
-        return 2
+        raise MissingExtraError("eval", "eval (ir-measures, tqdm)", e) from e
     from splade_onnx.evaluate import evaluate
 
     r = evaluate(args.dataset_dir, args.model, split=args.split, doc_max_length=args.doc_max_length,

@@ -16,7 +16,7 @@ The survivors keep their ascending token-id order, so a pruned :class:`SparseVec
 """
 from __future__ import annotations
 
-from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
@@ -113,11 +113,18 @@ def _keep_mask(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, meth
     return keep
 
 
-def prune(vectors, method: str, value: float):
+@overload
+def prune(vectors: SparseVector, method: str, value: float) -> SparseVector: ...
+@overload
+def prune(vectors: Iterable[SparseVector], method: str, value: float) -> List[SparseVector]: ...
+
+
+def prune(vectors: Union[SparseVector, Iterable[SparseVector]], method: str, value: float
+          ) -> Union[SparseVector, List[SparseVector]]:
     """Prune one :class:`SparseVector` or a list of them; returns the same shape (new vectors)."""
     method, value = check(method, value)
     single = isinstance(vectors, SparseVector)
-    vecs: List[SparseVector] = [vectors] if single else list(vectors)
+    vecs: List[SparseVector] = [vectors] if isinstance(vectors, SparseVector) else list(vectors)
     for v in vecs:
         if not isinstance(v, SparseVector):
             raise TypeError(f"prune expects SparseVector(s), got {type(v).__name__}")

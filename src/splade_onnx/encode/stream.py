@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, List, Optional
 
-if TYPE_CHECKING:  # pragma: no cover
-    from splade_onnx.encode.expander import Expander
-    from splade_onnx.vectors import SparseVector
+from splade_onnx.errors import TextTypeError, TextValueError
+from splade_onnx.vectors import SparseVector
 
 log = logging.getLogger("splade_onnx")
 
@@ -25,15 +24,16 @@ def progress_bar(total: Optional[int], enabled: bool, desc: str = "encoding", un
 
 
 def expand_iter(
-    expander: "Expander",
+    expand: Callable[..., List[SparseVector]],
     texts: Iterable[str],
     *,
     chunk_size: int = 256,
     progress: bool = False,
     total: Optional[int] = None,
     **expand_kwargs: Any,
-) -> Iterator["SparseVector"]:
-    """Yield one vector per text, in order, pulling ``chunk_size`` texts at a time from ``texts``.
+) -> Iterator[SparseVector]:
+    """Yield one vector per text, in order, pulling ``chunk_size`` texts at a time from ``texts`` and encoding each
+    chunk with ``expand(chunk, **expand_kwargs)`` (an Expander's ``expand``, ``encode_documents`` or ...).
 
     Bad items raise the same :class:`~splade_onnx.errors.TextTypeError`/``TextValueError`` as ``expand``, with
     positions counted from the start of the stream (the vectors of the failing chunk's other texts are on
@@ -54,12 +54,11 @@ def expand_iter(
             if not chunk:
                 return
             try:
-                vecs = expander.expand(chunk, **expand_kwargs)
-            except (TypeError, ValueError) as e:
-                pos = getattr(e, "positions", None)
-                if pos is not None:
-                    moved = [p + offset for p in pos]
-                    setattr(e, "positions", moved)
+                vecs = expand(chunk, **expand_kwargs)
+            except (TextTypeError, TextValueError) as e:
+                moved = [p + offset for p in e.positions]
+                if moved:
+                    e.positions = moved
                     e.args = (f"{e.args[0]} (positions are within the chunk starting at stream position {offset}; "
                               f"stream positions: {moved})",)
                 raise

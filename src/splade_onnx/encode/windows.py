@@ -16,11 +16,11 @@ for a bounded group of documents at a time, so peak memory does not grow with th
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from splade_onnx.artifact.manifest import OUTPUT_NAME
+from splade_onnx.encode.session import SpladeSession
 from splade_onnx.vectors import SparseVector
 
 MODES = ("truncate", "window")
@@ -57,7 +57,7 @@ def window_starts(n_content: int, width: int, stride: int) -> List[int]:
     return starts
 
 
-def make_windows(encoding, window: int, stride: Optional[int]) -> List[List[int]]:
+def make_windows(encoding: Any, window: int, stride: Optional[int]) -> List[List[int]]:
     """The id sequences (special tokens included) of one text's windows."""
     prefix, content, suffix = split_special(encoding.ids, encoding.special_tokens_mask)
     width = window - len(prefix) - len(suffix)
@@ -71,60 +71,37 @@ def make_windows(encoding, window: int, stride: Optional[int]) -> List[List[int]
     return [prefix + content[s:s + width] + suffix for s in window_starts(len(content), width, stride)]
 
 
-def encode_windowed(expander, texts: List[str], window: int, stride: Optional[int], batch_size: int
-                    ) -> List[SparseVector]:
-    """Encode ``texts`` with windows of ``window`` tokens merged by max (see the module docstring)."""
-    m = expander.manifest
-    if m.pooling != "max":
-        raise ValueError(f"long_documents='window' needs max pooling; this model uses {m.pooling!r} pooling, where "
+def encode_windowed(session: SpladeSession, tokenizer: Any, texts: List[str], *, window: int,
+                    stride: Optional[int], batch_size: int, budget_bytes: int, pooling: str) -> List[SparseVector]:
+    """Encode ``texts`` with windows of ``window`` tokens merged by max (see the module docstring), through the
+    session's batching loop. ``tokenizer`` is the artifact's untruncated tokenizer."""
+    if pooling != "max":
+        raise ValueError(f"long_documents='window' needs max pooling; this model uses {pooling!r} pooling, where "
                          "merging windows would count overlapping tokens twice. Truncate instead, or split the text "
                          "into passages yourself")
-    vocab = m.vocab_size
-    pad_id = m.pad_token_id
-    need_tti = "token_type_ids" in expander._input_names
-    tok = expander._tokenizer  # no truncation, no padding
+    vocab = session.vocab_size
     out: List[Optional[SparseVector]] = [None] * len(texts)
     # documents are processed in groups whose dense [docs x vocab] accumulators stay under a quarter of the budget
-    group_docs = max(1, (expander.logits_budget_bytes // 4) // (vocab * 4))
-    # tokenizing is cheap next to the model, but keep the token lists of one group at a time too
+    group_docs = max(1, (budget_bytes // 4) // (vocab * 4))
     for g0 in range(0, len(texts), group_docs):
         g1 = min(len(texts), g0 + group_docs)
-        encodings = tok.encode_batch(texts[g0:g1])
         seqs: List[List[int]] = []
         owner: List[int] = []
-        for d, e in enumerate(encodings):
+        for d, e in enumerate(tokenizer.encode_batch(texts[g0:g1])):
             ws = make_windows(e, window, stride)
             seqs.extend(ws)
             owner.extend([d] * len(ws))
         acc = np.zeros((g1 - g0, vocab), dtype=np.float32)
-        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
-        order = np.argsort(-lengths, kind="stable")
-        start = 0
-        while start < len(seqs):
-            seq = int(lengths[order[start]])
-            cap = max(1, expander.logits_budget_bytes // max(1, seq * vocab * 4))
-            rows = int(min(batch_size, cap, len(seqs) - start))
-            idx = order[start:start + rows]
-            ids = np.full((rows, seq), pad_id, dtype=np.int64)
-            mask = np.zeros((rows, seq), dtype=np.int64)
-            for r, j in enumerate(idx):
-                s = seqs[j]
-                ids[r, :len(s)] = s
-                mask[r, :len(s)] = 1
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if need_tti:
-                feeds["token_type_ids"] = np.zeros_like(ids)
-            dense = expander._session.run([OUTPUT_NAME], feeds)[0]
+        for idx, dense in session.run_sequences(seqs, batch_size=batch_size, budget_bytes=budget_bytes):
             for r, j in enumerate(idx):
                 np.maximum(acc[owner[j]], dense[r], out=acc[owner[j]])
             del dense
-            start += rows
         for d in range(g1 - g0):
             out[g0 + d] = SparseVector.from_dense(acc[d])
         del acc
     return out  # type: ignore[return-value]
 
 
-def count_windows(expander, text: str, window: int, stride: Optional[int] = None) -> int:
-    """How many windows ``text`` takes (for planning and reporting)."""
-    return len(make_windows(expander._tokenizer.encode(text), window, stride))
+def count_windows(tokenizer: Any, text: str, window: int, stride: Optional[int] = None) -> int:
+    """How many windows ``text`` takes (for planning and reporting); ``tokenizer`` is untruncated."""
+    return len(make_windows(tokenizer.encode(text), window, stride))

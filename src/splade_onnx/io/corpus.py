@@ -13,10 +13,14 @@ and ``eval`` read a file the same way. A bad line raises :class:`~splade_onnx.er
 from __future__ import annotations
 
 import json
+import logging
 import os
+from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from splade_onnx.errors import InputFileError
+
+log = logging.getLogger("splade_onnx")
 
 DocId = Union[str, int]
 
@@ -67,7 +71,8 @@ def iter_documents(path: "str | os.PathLike[str]", *, limit: Optional[int] = Non
                     raise InputFileError(f"not valid JSON ({e})", path, line_no) from e
                 if not isinstance(record, dict):
                     raise InputFileError(f"expected a JSON object, got {type(record).__name__}", path, line_no)
-                doc_id = record.get("_id", record.get("id", line_no))
+                raw_id = record.get("_id", record.get("id"))
+                doc_id = line_no if raw_id is None else raw_id
                 text = doc_text(record)
             else:
                 doc_id, text = line_no, line.strip()
@@ -134,3 +139,34 @@ def write_trec_run(run: Dict[str, List[Tuple[str, float]]], path: "str | os.Path
             for rank, (did, score) in enumerate(hits, 1):
                 f.write(f"{qid} Q0 {did} {rank} {score:.6f} {tag}\n")
     os.replace(tmp, path)
+
+
+@dataclass
+class BeirData:
+    """A BEIR-layout dataset: documents, the judged queries of one split, and their qrels."""
+
+    doc_ids: List[str]
+    doc_texts: List[str]
+    query_ids: List[str]
+    query_texts: List[str]
+    qrels: Dict[str, Dict[str, int]]
+
+
+def load_beir(dataset_dir: str, split: str = "test") -> BeirData:
+    """Read ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/<split>.tsv``; keeps the queries judged in the split."""
+    paths = {n: os.path.join(dataset_dir, n) for n in ("corpus.jsonl", "queries.jsonl", f"qrels/{split}.tsv")}
+    for p in paths.values():
+        if not os.path.isfile(p):
+            raise InputFileError(
+                f"not found: a BEIR dataset folder holds corpus.jsonl, queries.jsonl and qrels/{split}.tsv", p)
+    corpus = read_jsonl(paths["corpus.jsonl"])
+    qrels = read_qrels(paths[f"qrels/{split}.tsv"])
+    queries = [q for q in read_jsonl(paths["queries.jsonl"]) if str(q["_id"]) in qrels]
+    missing = set(qrels) - {str(q["_id"]) for q in queries}
+    if missing:
+        log.warning("%d judged query id(s) have no text in queries.jsonl (e.g. %s); they score 0",
+                    len(missing), sorted(missing)[0])
+    return BeirData(
+        doc_ids=[str(d["_id"]) for d in corpus], doc_texts=[doc_text(d) for d in corpus],
+        query_ids=[str(q["_id"]) for q in queries], query_texts=[str(q["text"]) for q in queries], qrels=qrels,
+    )
