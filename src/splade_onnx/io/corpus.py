@@ -159,14 +159,14 @@ def load_beir(dataset_dir: str, split: str = "test") -> BeirData:
         if not os.path.isfile(p):
             raise InputFileError(
                 f"not found: a BEIR dataset folder holds corpus.jsonl, queries.jsonl and qrels/{split}.tsv", p)
-    corpus = read_jsonl(paths["corpus.jsonl"])
+    doc_ids, doc_texts = read_corpus(paths["corpus.jsonl"])
     qrels = read_qrels(paths[f"qrels/{split}.tsv"])
-    queries = [q for q in read_jsonl(paths["queries.jsonl"]) if str(q["_id"]) in qrels]
-    missing = set(qrels) - {str(q["_id"]) for q in queries}
+    queries = [q for q in iter_documents(paths["queries.jsonl"]) if str(q.id) in qrels]
+    missing = set(qrels) - {str(q.id) for q in queries}
     if missing:
         log.warning("%d judged query id(s) have no text in queries.jsonl (e.g. %s); they score 0",
                     len(missing), sorted(missing)[0])
     return BeirData(
-        doc_ids=[str(d["_id"]) for d in corpus], doc_texts=[doc_text(d) for d in corpus],
-        query_ids=[str(q["_id"]) for q in queries], query_texts=[str(q["text"]) for q in queries], qrels=qrels,
+        doc_ids=[str(d) for d in doc_ids], doc_texts=doc_texts,
+        query_ids=[str(q.id) for q in queries], query_texts=[q.text for q in queries], qrels=qrels,
     )
