@@ -90,9 +90,15 @@ def test_docs_folder_has_pages():
     assert README.is_file() and (DOCS / "README.md").is_file() and (DOCS / "architecture.md").is_file()
 
 
+def test_link_parser_finds_the_front_page_links():
+    """The README and the docs index link into docs/: if none are found, the parser (not the docs) is broken."""
+    for page in (README, DOCS / "README.md"):
+        targets = [t for _, t in relative_links(page)]
+        assert sum(t.split("#")[0].endswith(".md") for t in targets) >= 5, (page, targets)
+
+
 @pytest.mark.parametrize("page", markdown_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_every_relative_link_resolves(page: Path):
-    assert relative_links(page) or page.name == "CHANGELOG.md", f"{page} links nowhere: is the link parser broken?"
     bad = broken_links(page)
     assert not bad, "broken links:\n" + "\n".join(bad)
 
