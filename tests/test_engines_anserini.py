@@ -74,6 +74,11 @@ def test_lucene_top10_equals_sparse_index_on_quantised_scifact(scifact_small, ja
     assert round(s0) == round(qq[0].dot(A.quantized_vector(dv[ids.index(d0)])))
 
 
+def test_anserini_failure_is_a_clear_error(java, jar, tmp_path):
+    with pytest.raises(A.AnseriniError, match=r"IndexCollection failed \(exit 1\): .*Invalid collection path"):
+        A.index(tmp_path / "missing", tmp_path / "idx", java=java, jar=jar)
+
+
 def test_compare_top_k_ties_aside_and_real_differences():
     ours = {"q": [("a", 9.0), ("b", 7.0), ("c", 7.0), ("d", 5.0), ("e", 5.0)]}
     swapped = {"q": [("a", 9.0), ("c", 6.999999), ("b", 7.0), ("d", 5.0), ("e", 4.999999)]}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, List
 
@@ -162,7 +163,9 @@ def bulk_docs(rec: Recorder) -> List[Dict[str, Any]]:
 def data(tiny_artifact, datasets_dir):
     e = Expander(tiny_artifact)
     ids, texts = read_corpus(datasets_dir / "scifact" / "corpus.jsonl", limit=120)
-    docs = e.encode_documents(texts, max_length=128)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # most abstracts are truncated at 128 tokens
+        docs = e.encode_documents(texts, max_length=128)
     queries = e.encode_queries(
         [
             "ALDH1 expression and breast cancer prognosis",

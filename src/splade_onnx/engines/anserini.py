@@ -149,8 +149,10 @@ def _run(
         raise AnseriniError(f"{main} ran past {timeout} s: {' '.join(cmd)}") from e
     log = out.stdout + out.stderr
     if out.returncode != 0 or "Exception" in log and "Total run time" not in log and "indexed" not in log:
-        tail = "\n".join(log.strip().splitlines()[-15:])
-        raise AnseriniError(f"{main} failed (exit {out.returncode}): {' '.join(cmd)}\n{tail}")
+        lines = log.strip().splitlines()
+        errors = [ln for ln in lines if "Exception" in ln or " ERROR " in ln][:5]
+        shown = "\n".join(errors or lines[-15:])
+        raise AnseriniError(f"{main} failed (exit {out.returncode}): {shown}\ncommand: {' '.join(cmd)}")
     return log
 
 
@@ -357,6 +359,7 @@ class Agreement:
     boundary_ties: int = 0
     max_score: float = 0.0
     disagreements: List[Dict[str, Any]] = field(default_factory=list)
+    tie_cuts: List[Dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> Dict[str, Any]:
         return {
@@ -368,6 +371,7 @@ class Agreement:
             "queries_with_a_tie_across_rank_k": self.boundary_ties,
             "max_score": self.max_score,
             "disagreements": self.disagreements[:20],
+            "ties_cut_differently_at_rank_k": self.tie_cuts[:20],
         }
 
 
@@ -417,6 +421,7 @@ def compare_top_k(
                 if s == low and len(o) == k:
                     if ge[s] != go[s]:
                         a.boundary_ties += 1
+                        a.tie_cuts.append({"qid": qid, "score": s, "engine": sorted(ge[s]), "ours": sorted(go[s])})
                     if index is not None and queries is not None:
                         for d in sorted(ge[s] - go[s]):
                             try:
