@@ -19,6 +19,7 @@ Lucene / Anserini   ``JsonVectorCollection`` lines ``{"id", "contents", "vector"
                     quantised as ``round(w * scale)`` (default 100), zero after rounding dropped
 ==================  =============================================================================================
 """
+
 from __future__ import annotations
 
 import json
@@ -81,8 +82,9 @@ def token_weights(vector: SparseVector, vocab: Vocab, *, dots: str = "keep") -> 
         if dots in ("drop", "error") and "." in tok:
             if dots == "drop":
                 continue
-            raise ValueError(f"token {tok!r} contains a dot, which rank_features fields refuse; "
-                             "pass dots='drop' or dots='replace'")
+            raise ValueError(
+                f"token {tok!r} contains a dot, which rank_features fields refuse; pass dots='drop' or dots='replace'"
+            )
         out[tok] = float(vector.values[i])
     return out
 
@@ -100,8 +102,13 @@ def from_token_weights(weights: Dict[str, float], vocab: Vocab, *, dots: str = "
     return SparseVector(np.array([p[0] for p in pairs], dtype=np.int32), np.array([p[1] for p in pairs], np.float32))
 
 
-def zip_records(ids: Iterable[Any], vectors: Iterable[SparseVector], texts: Optional[Iterable[Optional[str]]] = None,
-                *, check_duplicates: bool = True) -> Iterator[Tuple[Any, SparseVector, Optional[str]]]:
+def zip_records(
+    ids: Iterable[Any],
+    vectors: Iterable[SparseVector],
+    texts: Optional[Iterable[Optional[str]]] = None,
+    *,
+    check_duplicates: bool = True,
+) -> Iterator[Tuple[Any, SparseVector, Optional[str]]]:
     """``(id, vector, text)`` triples from parallel iterables, lazily (streams of any length). Raises ``ValueError``
     when the lengths differ or, with ``check_duplicates``, when an id repeats (an engine would keep only the last
     document of that id); both are found before the record is handed on, so nothing after it is sent."""
@@ -143,14 +150,20 @@ class BulkLoadError(SpladeOnnxError, RuntimeError):
         self.loaded = int(loaded)
         shown = ", ".join(f"{i!r} ({r})" for i, r in list(self.failed.items())[:10])
         more = f" and {len(self.failed) - 10} more" if len(self.failed) > 10 else ""
-        super().__init__(f"{engine} refused {len(self.failed)} document(s) ({self.loaded} loaded): "
-                         f"{shown}{more}")
+        super().__init__(f"{engine} refused {len(self.failed)} document(s) ({self.loaded} loaded): {shown}{more}")
 
 
 # ------------------------------------------------------------------------------------------------------ OpenSearch
-def opensearch_document(vector: SparseVector, vocab: Vocab, *, field: str = "passage_embedding",
-                        text: Optional[str] = None, text_field: str = "passage_text", dots: str = "keep",
-                        **extra: Any) -> Dict[str, Any]:
+def opensearch_document(
+    vector: SparseVector,
+    vocab: Vocab,
+    *,
+    field: str = "passage_embedding",
+    text: Optional[str] = None,
+    text_field: str = "passage_text",
+    dots: str = "keep",
+    **extra: Any,
+) -> Dict[str, Any]:
     """A ``_source`` for an index whose ``field`` is mapped ``{"type": "rank_features"}`` (neural sparse).
     ``rank_features`` refuses feature names with a dot: ``dots="replace"`` (see :func:`token_weights`)."""
     doc: Dict[str, Any] = dict(extra)
@@ -160,9 +173,16 @@ def opensearch_document(vector: SparseVector, vocab: Vocab, *, field: str = "pas
     return doc
 
 
-def opensearch_bulk(vectors: Sequence[SparseVector], vocab: Vocab, *, index: str, ids: Optional[Sequence[str]] = None,
-                    texts: Optional[Sequence[str]] = None, field: str = "passage_embedding",
-                    text_field: str = "passage_text") -> str:
+def opensearch_bulk(
+    vectors: Sequence[SparseVector],
+    vocab: Vocab,
+    *,
+    index: str,
+    ids: Optional[Sequence[str]] = None,
+    texts: Optional[Sequence[str]] = None,
+    field: str = "passage_embedding",
+    text_field: str = "passage_text",
+) -> str:
     """NDJSON body for ``POST _bulk`` (``{"index": {...}}`` + ``_source`` per vector, trailing newline)."""
     lines: List[str] = []
     for n, v in enumerate(vectors):
@@ -170,25 +190,41 @@ def opensearch_bulk(vectors: Sequence[SparseVector], vocab: Vocab, *, index: str
         if ids is not None:
             action["_id"] = str(ids[n])
         lines.append(json.dumps({"index": action}, ensure_ascii=False))
-        src = opensearch_document(v, vocab, field=field, text=None if texts is None else texts[n],
-                                  text_field=text_field)
+        src = opensearch_document(
+            v, vocab, field=field, text=None if texts is None else texts[n], text_field=text_field
+        )
         lines.append(json.dumps(src, ensure_ascii=False))
     return "\n".join(lines) + "\n"
 
 
-def opensearch_query(vector: SparseVector, vocab: Vocab, *, field: str = "passage_embedding",
-                     size: Optional[int] = None, dots: str = "keep") -> Dict[str, Any]:
+def opensearch_query(
+    vector: SparseVector,
+    vocab: Vocab,
+    *,
+    field: str = "passage_embedding",
+    size: Optional[int] = None,
+    dots: str = "keep",
+) -> Dict[str, Any]:
     """Search body with a raw-vector ``neural_sparse`` query (``query_tokens``); ``dots`` as for the documents."""
-    body: Dict[str, Any] = {"query": {"neural_sparse": {field: {"query_tokens": token_weights(vector, vocab,
-                                                                                               dots=dots)}}}}
+    body: Dict[str, Any] = {
+        "query": {"neural_sparse": {field: {"query_tokens": token_weights(vector, vocab, dots=dots)}}}
+    }
     if size is not None:
         body["size"] = int(size)
     return body
 
 
 # ------------------------------------------------------------------------------------------------------ Elasticsearch
-def elasticsearch_document(vector: SparseVector, vocab: Vocab, *, field: str = "ml.tokens", dots: str = "keep",
-                           text: Optional[str] = None, text_field: str = "text", **extra: Any) -> Dict[str, Any]:
+def elasticsearch_document(
+    vector: SparseVector,
+    vocab: Vocab,
+    *,
+    field: str = "ml.tokens",
+    dots: str = "keep",
+    text: Optional[str] = None,
+    text_field: str = "text",
+    **extra: Any,
+) -> Dict[str, Any]:
     """A document for an index whose ``field`` is mapped ``{"type": "sparse_vector"}``."""
     doc: Dict[str, Any] = dict(extra)
     if text is not None:
@@ -197,11 +233,13 @@ def elasticsearch_document(vector: SparseVector, vocab: Vocab, *, field: str = "
     return doc
 
 
-def elasticsearch_query(vector: SparseVector, vocab: Vocab, *, field: str = "ml.tokens", dots: str = "keep",
-                        size: Optional[int] = None) -> Dict[str, Any]:
+def elasticsearch_query(
+    vector: SparseVector, vocab: Vocab, *, field: str = "ml.tokens", dots: str = "keep", size: Optional[int] = None
+) -> Dict[str, Any]:
     """Search body with a ``sparse_vector`` query on precomputed query weights."""
-    body: Dict[str, Any] = {"query": {"sparse_vector": {"field": field,
-                                                        "query_vector": token_weights(vector, vocab, dots=dots)}}}
+    body: Dict[str, Any] = {
+        "query": {"sparse_vector": {"field": field, "query_vector": token_weights(vector, vocab, dots=dots)}}
+    }
     if size is not None:
         body["size"] = int(size)
     return body
@@ -218,8 +256,13 @@ def qdrant_vector(vector: SparseVector) -> Any:
     return models.SparseVector(indices=d["indices"], values=d["values"])
 
 
-def qdrant_points(ids: Sequence[Union[int, str]], vectors: Sequence[SparseVector], *, name: str = "splade",
-                  payloads: Optional[Sequence[Dict[str, Any]]] = None) -> List[Any]:
+def qdrant_points(
+    ids: Sequence[Union[int, str]],
+    vectors: Sequence[SparseVector],
+    *,
+    name: str = "splade",
+    payloads: Optional[Sequence[Dict[str, Any]]] = None,
+) -> List[Any]:
     """``PointStruct``\\ s with the sparse vector under ``name`` (plain dicts without qdrant-client)."""
     out = []
     try:
@@ -246,8 +289,9 @@ def pinecone_sparse_values(vector: SparseVector) -> Any:
     return SparseValues(indices=d["indices"], values=d["values"])
 
 
-def pinecone_vector(id: str, vector: SparseVector, *, dense: Optional[Sequence[float]] = None,
-                    metadata: Optional[Dict[str, Any]] = None) -> Any:
+def pinecone_vector(
+    id: str, vector: SparseVector, *, dense: Optional[Sequence[float]] = None, metadata: Optional[Dict[str, Any]] = None
+) -> Any:
     """An upsert record (``pinecone.Vector`` or its dict) carrying ``sparse_values`` (sparse-only or hybrid)."""
     sv = pinecone_sparse_values(vector)
     try:
@@ -270,16 +314,23 @@ def quantize(vector: SparseVector, scale: float = 100.0) -> Dict[int, int]:
     return dict(zip(vector.indices[keep].tolist(), q[keep].tolist(), strict=True))
 
 
-def anserini_record(id: str, vector: SparseVector, vocab: Vocab, *, contents: str = "",
-                    scale: float = 100.0) -> Dict[str, Any]:
+def anserini_record(
+    id: str, vector: SparseVector, vocab: Vocab, *, contents: str = "", scale: float = 100.0
+) -> Dict[str, Any]:
     """One ``JsonVectorCollection`` record: ``{"id", "contents", "vector": {token: int_weight}}``."""
     v = _vocab(vocab)
-    return {"id": str(id), "contents": contents,
-            "vector": {v[i]: w for i, w in quantize(vector, scale).items()}}
+    return {"id": str(id), "contents": contents, "vector": {v[i]: w for i, w in quantize(vector, scale).items()}}
 
 
-def write_json_vector_collection(path: str, ids: Iterable[str], vectors: Iterable[SparseVector], vocab: Vocab, *,
-                                 contents: Optional[Iterable[str]] = None, scale: float = 100.0) -> int:
+def write_json_vector_collection(
+    path: str,
+    ids: Iterable[str],
+    vectors: Iterable[SparseVector],
+    vocab: Vocab,
+    *,
+    contents: Optional[Iterable[str]] = None,
+    scale: float = 100.0,
+) -> int:
     """Write one JSON record per line (Anserini ``-collection JsonVectorCollection -impact -pretokenized``); returns
     the number of records."""
     n = 0
