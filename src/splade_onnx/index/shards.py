@@ -1,0 +1,170 @@
+"""A :class:`SparseIndex` from Parquet shards of vectors, and the merge of indexes built separately.
+
+:func:`from_parquet` reads a folder written by ``splade-onnx encode`` (its ``manifest.json`` lists the shards in
+corpus order, and a job that has not finished is refused) or any folder of Parquet files with ``id``, ``indices``
+and ``values`` columns (e.g. ``df.write.parquet`` of :func:`splade_onnx.engines.spark.add_splade_columns` output;
+``vocab_size`` is then required). Both go through :meth:`SparseIndex.add_csr`, one shard at a time, so the index
+equals one built in process from the same vectors (same ids, order, vectors and search results).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from splade_onnx.errors import IndexFileError
+from splade_onnx.index.sparse_index import SparseIndex
+
+
+def _manifest(folder: str) -> Optional[Dict[str, Any]]:
+    from splade_onnx.io.parquet import read_json
+    from splade_onnx.jobs.encode import FORMAT, MANIFEST_NAME
+
+    p = os.path.join(folder, MANIFEST_NAME)
+    if not os.path.isfile(p):
+        return None
+    man = read_json(p)
+    if man.get("format") != FORMAT:
+        raise IndexFileError("not a splade-onnx vectors manifest", p)
+    return man
+
+
+def shard_paths(folder: "str | os.PathLike[str]", *, verify: bool = False) -> List[str]:
+    """The shard files of ``folder`` in order: the manifest's list (refused when the job has not finished; each
+    file's size, and with ``verify`` its sha256, checked) or every ``*.parquet`` file, sorted."""
+    from splade_onnx.io.parquet import list_parquet
+
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        raise IndexFileError("no such folder of vector shards", folder)
+    man = _manifest(folder)
+    if man is None:
+        paths = list_parquet(folder)
+        if not paths:
+            raise IndexFileError("no *.parquet files (and no manifest.json)", folder)
+        return paths
+    shards = man.get("shards") or []
+    missing = [k for k, e in enumerate(shards) if e is None]
+    if missing or not man.get("complete"):
+        raise IndexFileError(f"the encode job is not finished ({len(shards) - len(missing)} of {len(shards)} shards "
+                             "written); rerun the same `splade-onnx encode` command to finish it", folder)
+    out = []
+    for e in shards:
+        p = os.path.join(folder, e["name"])
+        if not os.path.isfile(p) or os.path.getsize(p) != e["bytes"]:
+            raise IndexFileError("shard is missing or has the wrong size; rerun `splade-onnx encode` to redo it", p)
+        if verify:
+            from splade_onnx.artifact.manifest import sha256_file
+
+            if sha256_file(p) != e["sha256"]:
+                raise IndexFileError("shard sha256 does not match the manifest; rerun `splade-onnx encode --verify`",
+                                     p)
+        out.append(p)
+    return out
+
+
+def from_parquet(
+    cls: type,
+    folder: "str | os.PathLike[str]",
+    *,
+    dtype: str = "float32",
+    vocab_size: Optional[int] = None,
+    vocab: Optional[Sequence[str]] = None,
+    model: Optional[Dict[str, Any]] = None,
+    store_texts: bool = True,
+    verify: bool = False,
+) -> SparseIndex:
+    """Build a ``cls`` (a :class:`SparseIndex`) from a folder of Parquet vector shards (see the module docstring).
+
+    ``vocab_size``, ``vocab`` and ``model`` default to the encode job's manifest and ``vocab.json``; texts are kept
+    when the shards have a ``text`` column and ``store_texts``.
+    """
+    from splade_onnx.io.parquet import read_shard
+
+    folder = os.fspath(folder)
+    paths = shard_paths(folder, verify=verify)
+    man = _manifest(folder)
+    if man is not None:
+        vocab_size = vocab_size or int(man["vocab_size"])
+        vp = os.path.join(folder, man.get("vocab") or "vocab.json")
+        if vocab is None and os.path.isfile(vp):
+            v = read_json_list(vp)
+            vocab = v if len(v) == vocab_size else None
+        model = model if model is not None else man.get("model")
+    if vocab_size is None:
+        if vocab is None:
+            raise ValueError(f"{folder} has no manifest.json: pass vocab_size (e.g. expander.vocab_size)")
+        vocab_size = len(vocab)
+    idx: SparseIndex = cls(vocab_size, dtype=dtype, vocab=vocab, model=model)
+    for p in paths:
+        sh = read_shard(p, texts=store_texts)
+        try:
+            idx.add_csr(sh.indptr, sh.indices, sh.values, sh.ids, sh.texts if store_texts else None)
+        except (ValueError, TypeError) as e:
+            raise IndexFileError(f"cannot index this shard: {e}", p) from e
+    return idx
+
+
+def read_json_list(path: str) -> List[str]:
+    """A JSON list of strings (``vocab.json``)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            v = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        raise IndexFileError(f"cannot read ({e})", path) from e
+    if not isinstance(v, list):
+        raise IndexFileError("expected a JSON list of tokens", path)
+    return [str(t) for t in v]
+
+
+def merge(cls: type, indexes: Sequence[SparseIndex], *, dtype: Optional[str] = None) -> SparseIndex:
+    """One ``cls`` holding the documents of ``indexes``, in order (each index's documents in its insertion order).
+
+    The indexes must share the vocabulary size (and vocabulary and model sha256 where recorded) and their ids must
+    not collide: a shared id raises ``ValueError`` naming it and the two indexes. ``dtype`` defaults to the first
+    index's; for ``uint8`` the merged scale is the largest input scale, so indexes quantised with one scale keep
+    their exact weights. Removed documents are dropped (the inputs are compacted).
+    """
+    indexes = list(indexes)
+    if not indexes:
+        raise ValueError("merge needs at least one index")
+    for j, ix in enumerate(indexes):
+        if not isinstance(ix, SparseIndex):
+            raise TypeError(f"index {j} is a {type(ix).__name__}, not a SparseIndex")
+    first = indexes[0]
+    for j, ix in enumerate(indexes[1:], 1):
+        if ix.vocab_size != first.vocab_size:
+            raise ValueError(f"index {j} has vocab_size {ix.vocab_size}, index 0 has {first.vocab_size}")
+        if ix.vocab is not None and first.vocab is not None and ix.vocab != first.vocab:
+            raise ValueError(f"index {j} has another vocabulary than index 0")
+        a, b = (first.model or {}).get("model_sha256"), (ix.model or {}).get("model_sha256")
+        if a and b and a != b:
+            raise ValueError(f"index {j} was encoded by another model (model sha256 {b[:12]}... vs {a[:12]}...)")
+    owner: Dict[Any, int] = {}
+    for j, ix in enumerate(indexes):
+        for d in ix.ids:
+            k = owner.setdefault(d, j)
+            if k != j:
+                raise ValueError(f"document id {d!r} is in index {k} and index {j}; ids must not collide "
+                                 "(rename or remove the documents first)")
+    dtype = dtype or first.dtype
+    vocab = next((ix.vocab for ix in indexes if ix.vocab is not None), None)
+    out: SparseIndex = cls(first.vocab_size, dtype=dtype, vocab=vocab, model=first.model)
+    if dtype == "uint8":
+        scales = [ix.scale for ix in indexes if ix.dtype == "uint8" and ix.scale]
+        if scales:
+            out.scale = float(max(scales))
+    keep_texts = any(ix.texts is not None for ix in indexes)
+    for ix in indexes:
+        indptr, indices, values, ids = ix.to_csr()
+        texts = None
+        if keep_texts:
+            texts = [ix.text(d) or "" for d in ids]
+        out.add_csr(indptr, np.asarray(indices), np.asarray(values), ids, texts)
+    return out
+
+
+__all__ = ["from_parquet", "merge", "shard_paths"]
