@@ -1,6 +1,6 @@
 """`splade-onnx serve` under load, against in-process `expand` and a naive server, interleaved in one run.
 
-    nice -n 10 python benchmarks/serve_bench.py                    # full run (about 6 minutes)
+    nice -n 10 python benchmarks/serve_bench.py                    # full run (about 8 minutes)
     nice -n 10 python benchmarks/serve_bench.py --seconds 2 --soak 5 --levels 1 4   # quick look
 
 Three contestants on the same machine, each level measured back to back (so machine load hits them alike):
@@ -11,7 +11,8 @@ Three contestants on the same machine, each level measured back to back (so mach
 * ``in-process``: one batched ``expander.expand(texts)`` call over the same texts (throughput) and batch-1
   ``expand([text])`` calls (latency), in this process, no HTTP.
 
-Clients are real HTTP clients (httpx, asyncio, keep-alive), one text per request, on TEI's ``POST /embed_sparse``
+Clients are real HTTP clients (stdlib ``http.client``, a thread and a keep-alive connection each), one text per
+request, on TEI's ``POST /embed_sparse``
 (``prompt_name: "query"`` for queries), at 1, 4, 16 and 64 concurrent clients, for SciFact queries (64 tokens) and
 SciFact documents (256 tokens). Then 64 clients for ``--soak`` seconds on ``serve``: errors, the server's RSS every
 second, and every response compared with the in-process vector (same indices, values within 1e-6).
@@ -19,15 +20,16 @@ second, and every response compared with the in-process vector (same indices, va
 Writes ``benchmarks/results/serve.json``, ``serve.md`` and ``serve.png``. The Lambda handler's cold and warm
 latency come from ``benchmarks/serve_lambda_bench.py`` (run here too, into the same JSON).
 """
+
 from __future__ import annotations
 
 import argparse
-import asyncio
 import datetime as _dt
 import json
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -39,7 +41,7 @@ REPO = os.path.dirname(HERE)
 DATASETS = os.environ.get("SPLADE_ONNX_DATASETS", os.path.join(os.path.dirname(REPO), "shared", "datasets"))
 RESULTS = os.path.join(HERE, "results")
 
-NAIVE_APP = r'''
+NAIVE_APP = r"""
 import sys, warnings
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -63,7 +65,7 @@ async def health(request):
 
 app = Starlette(routes=[Route("/embed_sparse", embed, methods=["POST"]), Route("/health", health)])
 uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
-'''
+"""
 
 
 def free_port() -> int:
@@ -111,77 +113,109 @@ def pct(xs: List[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))] if xs else float("nan")
 
 
-async def load(url: str, texts: List[str], role: str, clients: int, seconds: float,
-               check: Optional[Dict[str, Any]] = None, rss_pid: Optional[int] = None,
-               cpu_pid: Optional[int] = None) -> Dict[str, Any]:
-    """``clients`` closed-loop clients, one text per request, for ``seconds``; optional check of every answer."""
-    import httpx
-    import numpy as np
+def load(
+    url: str,
+    texts: List[str],
+    role: str,
+    clients: int,
+    seconds: float,
+    check: Optional[Dict[str, Any]] = None,
+    rss_pid: Optional[int] = None,
+    cpu_pid: Optional[int] = None,
+    more: Optional[List[Any]] = None,
+) -> Dict[str, Any]:
+    """``clients`` closed-loop HTTP clients (a thread each, a keep-alive ``http.client`` connection each), one text
+    per request, for ``seconds``; ``more`` adds ``(texts, role, clients)`` groups running at the same time; optional
+    check of every answer against ``check[text]``; the server's CPU time per text when ``cpu_pid`` is given."""
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
 
+    import numpy as np
+    import orjson
+    import psutil
+
+    host = urlsplit(url)
     lat: List[float] = []
     errors: Dict[str, int] = {}
-    mismatches = 0
-    checked = 0
+    counts = {"checked": 0, "mismatches": 0}
     rss: List[List[float]] = []
+    lock = threading.Lock()
     stop_at = time.perf_counter() + seconds
-    extra = {"prompt_name": "query"} if role == "query" else {}
+    groups = [(texts, role, clients)] + list(more or [])
 
-    async def client(c: int, http: "httpx.AsyncClient") -> None:
-        nonlocal mismatches, checked
+    def client(c: int, texts: List[str], role: str, n: int) -> None:
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=300)
+        headers = {"Content-Type": "application/json"}
+        extra = {"prompt_name": "query"} if role == "query" else {}
         i = c
         while time.perf_counter() < stop_at:
             text = texts[i % len(texts)]
-            i += clients
+            i += n
+            body = orjson.dumps({"inputs": text, **extra})
             t0 = time.perf_counter()
             try:
-                r = await http.post(url + "/embed_sparse", json={"inputs": text, **extra})
-            except httpx.HTTPError as e:
-                errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+                conn.request("POST", "/embed_sparse", body, headers)
+                r = conn.getresponse()
+                data = r.read()
+            except (OSError, http.client.HTTPException) as e:
+                with lock:
+                    errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+                conn.close()
+                conn = http.client.HTTPConnection(host.hostname, host.port, timeout=300)
                 continue
             dt = time.perf_counter() - t0
-            if r.status_code != 200:
-                errors[str(r.status_code)] = errors.get(str(r.status_code), 0) + 1
+            if r.status != 200:
+                with lock:
+                    errors[str(r.status)] = errors.get(str(r.status), 0) + 1
                 continue
-            lat.append(dt)
+            ok = True
             if check is not None:
-                got = r.json()[0]
+                got = orjson.loads(data)[0]
                 ref = check[text]
                 idx = np.fromiter((e["index"] for e in got), dtype=np.int64, count=len(got))
                 val = np.fromiter((e["value"] for e in got), dtype=np.float64, count=len(got))
-                checked += 1
-                if not (np.array_equal(idx, ref.indices) and np.abs(val - ref.values).max(initial=0) <= 1e-6):
-                    mismatches += 1
+                ok = bool(np.array_equal(idx, ref.indices) and np.abs(val - ref.values).max(initial=0) <= 1e-6)
+            with lock:
+                lat.append(dt)
+                if check is not None:
+                    counts["checked"] += 1
+                    counts["mismatches"] += 0 if ok else 1
+        conn.close()
 
-    async def sample_rss() -> None:
-        import psutil
-
+    def sample_rss() -> None:
         p = psutil.Process(rss_pid)
         t0 = time.perf_counter()
         while time.perf_counter() < stop_at:
             rss.append([round(time.perf_counter() - t0, 1), round(p.memory_info().rss / 2**20, 1)])
-            await asyncio.sleep(1.0)
-
-    import psutil
+            time.sleep(1.0)
 
     server = psutil.Process(cpu_pid) if cpu_pid else None
     cpu0 = sum(server.cpu_times()[:2]) if server else 0.0
     client_cpu0 = time.process_time()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=120) as http:
-        t0 = time.perf_counter()
-        tasks = [client(c, http) for c in range(clients)]
-        if rss_pid is not None:
-            tasks.append(sample_rss())
-        await asyncio.gather(*tasks)
-        wall = time.perf_counter() - t0
-    out = {"clients": clients, "requests": len(lat), "seconds": round(wall, 2),
-           "throughput": round(len(lat) / wall, 2), "p50_ms": round(pct(lat, 0.5) * 1e3, 2),
-           "p99_ms": round(pct(lat, 0.99) * 1e3, 2), "errors": errors}
-    out["client_cpu_ms_per_text"] = round((time.process_time() - client_cpu0) * 1e3 / max(1, len(lat)), 3)
+    threads = [threading.Thread(target=client, args=(c, t, r, n)) for t, r, n in groups for c in range(n)]
+    if rss_pid is not None:
+        threads.append(threading.Thread(target=sample_rss))
+    t0 = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall = time.perf_counter() - t0
+    out: Dict[str, Any] = {
+        "clients": sum(n for _, _, n in groups),
+        "requests": len(lat),
+        "seconds": round(wall, 2),
+        "throughput": round(len(lat) / wall, 2),
+        "p50_ms": round(pct(lat, 0.5) * 1e3, 2),
+        "p99_ms": round(pct(lat, 0.99) * 1e3, 2),
+        "errors": errors,
+        "client_cpu_ms_per_text": round((time.process_time() - client_cpu0) * 1e3 / max(1, len(lat)), 3),
+    }
     if server is not None:
         out["server_cpu_ms_per_text"] = round((sum(server.cpu_times()[:2]) - cpu0) * 1e3 / max(1, len(lat)), 3)
     if check is not None:
-        out.update(checked=checked, mismatches=mismatches)
+        out.update(counts)
     if rss_pid is not None:
         out["rss_mb"] = rss
     return out
@@ -215,9 +249,30 @@ def in_process(e: Any, texts: List[str], ml: int, seconds: float) -> Dict[str, f
         t1 = time.perf_counter()
         e.expand([t], max_length=ml)
         lat.append(time.perf_counter() - t1)
-    return {"batched_throughput": round(batched, 2), "batched_cpu_ms_per_text": round(cpu_batched, 3),
-            "b1_p50_ms": round(pct(lat, 0.5) * 1e3, 2),
-            "b1_p99_ms": round(pct(lat, 0.99) * 1e3, 2), "b1_throughput": round(len(lat) / seconds, 2)}
+    return {
+        "batched_throughput": round(batched, 2),
+        "batched_cpu_ms_per_text": round(cpu_batched, 3),
+        "b1_p50_ms": round(pct(lat, 0.5) * 1e3, 2),
+        "b1_p99_ms": round(pct(lat, 0.99) * 1e3, 2),
+        "b1_throughput": round(len(lat) / seconds, 2),
+    }
+
+
+def median_row(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """The per-field median of the repetitions of one level (numbers; other fields from the first repetition)."""
+    out: Dict[str, Any] = {}
+    for k, v in rows[0].items():
+        if isinstance(v, dict):
+            out[k] = median_row([r[k] for r in rows])
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            med = statistics.median(r[k] for r in rows)
+            out[k] = med if isinstance(v, int) and med == int(med) and k == "clients" else round(float(med), 3)
+            if k == "clients":
+                out[k] = int(med)
+        else:
+            out[k] = v
+    out.pop("rep", None)
+    return out
 
 
 def plot(res: Dict[str, Any], path: str) -> None:
@@ -257,36 +312,54 @@ def plot(res: Dict[str, Any], path: str) -> None:
 
 
 def markdown(res: Dict[str, Any]) -> str:
-    lines = [f"# splade-onnx serve under load ({res['date']})", "",
-             f"Command: `{res['command']}`  ", f"Model: {res['model']}; machine: {res['cpu']}, "
-             f"{os.cpu_count()} cores shared with other work (load average at start {res['loadavg_start']}); "
-             f"client: httpx (asyncio, keep-alive) in the same machine; one text per request.", "",
-             "| texts | clients | serve texts/s | naive texts/s | in-process batched texts/s | serve / in-process | "
-             "serve / naive | serve p50 / p99 ms | naive p50 / p99 ms | in-process batch-1 p50 ms | mean batch | "
-             "CPU ms/text: serve / naive / in-process batched |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# splade-onnx serve under load ({res['date']})",
+        "",
+        f"Command: `{res['command']}`  ",
+        f"Model: {res['model']}; machine: {res['cpu']}, "
+        f"{os.cpu_count()} cores shared with other work (load average at start {res['loadavg_start']}); "
+        "client: stdlib http.client, a thread and a keep-alive connection per client, on the same machine; "
+        "one text per request.",
+        "",
+        "| texts | clients | serve texts/s | naive texts/s | in-process batched texts/s | serve / in-process | "
+        "serve / naive | serve p50 / p99 ms | naive p50 / p99 ms | in-process batch-1 p50 ms | mean batch | "
+        "CPU ms/text: serve / naive / in-process batched |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def f(x: float) -> str:
+        return f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
     for kind in ("queries", "documents"):
         for r in res["levels"][kind]:
             s, n, ip = r["serve"], r["naive"], r["in_process"]
+            cpu = [s["server_cpu_ms_per_text"], n["server_cpu_ms_per_text"], ip["batched_cpu_ms_per_text"]]
             lines.append(
-                f"| {kind} | {r['clients']} | {s['throughput']} | {n['throughput']} | {ip['batched_throughput']} | "
-                f"{r['serve_vs_in_process']:.2f} | {r['serve_vs_naive']:.2f} | {s['p50_ms']} / {s['p99_ms']} | "
-                f"{n['p50_ms']} / {n['p99_ms']} | {ip['b1_p50_ms']} | {r['mean_batch']:.1f} | "
-                f"{s['server_cpu_ms_per_text']} / {n['server_cpu_ms_per_text']} / {ip['batched_cpu_ms_per_text']} |")
+                f"| {kind} | {r['clients']} | {f(s['throughput'])} | {f(n['throughput'])} | "
+                f"{f(ip['batched_throughput'])} | {r['serve_vs_in_process']:.2f} | {r['serve_vs_naive']:.2f} | "
+                f"{f(s['p50_ms'])} / {f(s['p99_ms'])} | {f(n['p50_ms'])} / {f(n['p99_ms'])} | {f(ip['b1_p50_ms'])} | "
+                f"{r['mean_batch']:.1f} | {' / '.join(f(c) for c in cpu)} |"
+            )
     soak = res.get("soak")
     if soak:
         rss = [m for _, m in soak["rss_mb"]]
-        lines += ["", f"Soak: {soak['clients']} clients for {soak['seconds']} s (queries and documents): "
-                  f"{soak['requests']} answers, errors {soak['errors'] or 0}, {soak['checked']} checked against "
-                  f"in-process vectors, {soak['mismatches']} mismatches; server RSS {min(rss):.0f} -> "
-                  f"{max(rss):.0f} MB (first {rss[0]:.0f}, last {rss[-1]:.0f})."]
+        lines += [
+            "",
+            f"Soak: {soak['clients']} clients for {soak['seconds']} s (queries and documents): "
+            f"{soak['requests']} answers, errors {soak['errors'] or 0}, {soak['checked']} checked against "
+            f"in-process vectors, {soak['mismatches']} mismatches; server RSS {min(rss):.0f} -> "
+            f"{max(rss):.0f} MB (first {rss[0]:.0f}, last {rss[-1]:.0f}).",
+        ]
     lam = res.get("lambda")
     if lam:
-        lines += ["", f"Lambda handler (`splade_onnx.serve.lambda_handler.handler`, fresh process each run, "
-                  f"{lam['runs']} runs): cold invocation (imports + model load + first request) median "
-                  f"{lam['cold_ms_median']} ms; warm invocation median {lam['warm_ms_median']} ms "
-                  f"(p99 {lam['warm_ms_p99']} ms); process start to first answer median "
-                  f"{lam['process_to_first_answer_ms_median']} ms."]
+        lines += [
+            "",
+            f"Lambda handler (`splade_onnx.serve.lambda_handler.handler`, fresh process each run, "
+            f"{lam['runs']} runs): cold invocation (imports + model load + first request) median "
+            f"{lam['cold_ms_median']} ms; warm invocation median {lam['warm_ms_median']} ms "
+            f"(p99 {lam['warm_ms_p99']} ms); process start to first answer median "
+            f"{lam['process_to_first_answer_ms_median']} ms.",
+        ]
     lines += ["", f"TEI: {res['tei']}"]
     return "\n".join(lines) + "\n"
 
@@ -296,12 +369,21 @@ def main() -> int:
     ap.add_argument("--model", default=os.path.join(REPO, "artifacts", "splade-tiny"))
     ap.add_argument("--levels", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--seconds", type=float, default=6.0, help="per level and contestant")
+    ap.add_argument("--reps", type=int, default=2, help="repetitions of the level sweep (medians reported)")
     ap.add_argument("--soak", type=float, default=60.0, help="seconds of the 64-client soak (0: skip)")
     ap.add_argument("--queries", type=int, default=256)
     ap.add_argument("--docs", type=int, default=96)
     ap.add_argument("--out", default=RESULTS)
     ap.add_argument("--no-lambda", action="store_true")
+    ap.add_argument("--render", action="store_true", help="only rewrite serve.md and serve.png from serve.json")
     args = ap.parse_args()
+    if args.render:
+        with open(os.path.join(args.out, "serve.json")) as fh:
+            saved = json.load(fh)
+        with open(os.path.join(args.out, "serve.md"), "w") as fh:
+            fh.write(markdown(saved))
+        plot(saved, os.path.join(args.out, "serve.png"))
+        return 0
     warnings.simplefilter("ignore")
     sys.path.insert(0, os.path.join(REPO, "src"))
     from splade_onnx import Expander
@@ -315,10 +397,12 @@ def main() -> int:
     logs = os.path.join(args.out, "tmp")
     os.makedirs(logs, exist_ok=True)
     p_serve, p_naive = free_port(), free_port()
-    serve = start([sys.executable, "-m", "splade_onnx", "serve", args.model, "--port", str(p_serve)], p_serve,
-                  os.path.join(logs, "serve.log"))
-    naive = start([sys.executable, "-c", NAIVE_APP, args.model, str(p_naive)], p_naive,
-                  os.path.join(logs, "naive.log"))
+    serve = start(
+        [sys.executable, "-m", "splade_onnx", "serve", args.model, "--port", str(p_serve)],
+        p_serve,
+        os.path.join(logs, "serve.log"),
+    )
+    naive = start([sys.executable, "-c", NAIVE_APP, args.model, str(p_naive)], p_naive, os.path.join(logs, "naive.log"))
     u_serve, u_naive = f"http://127.0.0.1:{p_serve}", f"http://127.0.0.1:{p_naive}"
     cpu = platform.processor() or platform.machine()
     try:
@@ -329,54 +413,79 @@ def main() -> int:
     res: Dict[str, Any] = {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "nice -n 10 python benchmarks/serve_bench.py " + " ".join(sys.argv[1:]),
-        "model": e.manifest.source, "cpu": cpu, "loadavg_start": os.getloadavg()[0],
+        "model": e.manifest.source,
+        "cpu": cpu,
+        "loadavg_start": os.getloadavg()[0],
         "levels": {"queries": [], "documents": []},
         "tei": "not run: text-embeddings-inference is a Rust server with no PyPI build (pip finds no "
-               "distribution) and needs Docker or a Rust toolchain to build, neither present here",
+        "distribution) and needs Docker or a Rust toolchain to build, neither present here",
     }
     try:
         # warm both servers (first runs allocate the arenas)
         for texts, role in ((qs, "query"), (ds, "document")):
-            asyncio.run(load(u_serve, texts, role, 4, 1.0))
-            asyncio.run(load(u_naive, texts, role, 4, 1.0))
-        for kind, texts, role in (("queries", qs, "query"), ("documents", ds, "document")):
-            for clients in args.levels:
-                b0 = batch_stats(u_serve)
-                s = asyncio.run(load(u_serve, texts, role, clients, args.seconds, cpu_pid=serve.pid))
-                b1 = batch_stats(u_serve)
-                n = asyncio.run(load(u_naive, texts, role, clients, args.seconds, cpu_pid=naive.pid))
-                ip = in_process(e, texts, ml[role], min(args.seconds, 4.0))
-                row = {"clients": clients, "serve": s, "naive": n, "in_process": ip,
-                       "serve_vs_in_process": s["throughput"] / ip["batched_throughput"],
-                       "serve_vs_naive": s["throughput"] / max(n["throughput"], 1e-9),
-                       "serve_cpu_vs_in_process": s["server_cpu_ms_per_text"] / ip["batched_cpu_ms_per_text"],
-                       "mean_batch": (b1["texts"] - b0["texts"]) / max(1.0, b1["calls"] - b0["calls"]),
-                       "p50_minus_in_process_b1_ms": round(s["p50_ms"] - ip["b1_p50_ms"], 2)}
-                res["levels"][kind].append(row)
-                print(f"{kind:9s} {clients:3d} clients: serve {s['throughput']:8.1f}/s p50 {s['p50_ms']:7.2f} "
-                      f"p99 {s['p99_ms']:7.2f} | naive {n['throughput']:8.1f}/s p50 {n['p50_ms']:7.2f} | "
-                      f"in-process batched {ip['batched_throughput']:8.1f}/s b1 p50 {ip['b1_p50_ms']:6.2f} | "
-                      f"x{row['serve_vs_in_process']:.2f} of in-process, x{row['serve_vs_naive']:.2f} of naive, "
-                      f"batch {row['mean_batch']:.1f}", flush=True)
+            load(u_serve, texts, role, 4, 1.0)
+            load(u_naive, texts, role, 4, 1.0)
+        runs: Dict[Any, List[Dict[str, Any]]] = {}
+        for rep in range(args.reps):
+            for kind, texts, role in (("queries", qs, "query"), ("documents", ds, "document")):
+                for clients in args.levels:
+                    if rep % 2:  # alternate who goes first
+                        n = load(u_naive, texts, role, clients, args.seconds, cpu_pid=naive.pid)
+                    b0 = batch_stats(u_serve)
+                    s = load(u_serve, texts, role, clients, args.seconds, cpu_pid=serve.pid)
+                    b1 = batch_stats(u_serve)
+                    if not rep % 2:
+                        n = load(u_naive, texts, role, clients, args.seconds, cpu_pid=naive.pid)
+                    ip = in_process(e, texts, ml[role], min(args.seconds, 4.0))
+                    row = {
+                        "clients": clients,
+                        "serve": s,
+                        "naive": n,
+                        "in_process": ip,
+                        "serve_vs_in_process": s["throughput"] / ip["batched_throughput"],
+                        "serve_vs_naive": s["throughput"] / max(n["throughput"], 1e-9),
+                        "serve_cpu_vs_in_process": s["server_cpu_ms_per_text"] / ip["batched_cpu_ms_per_text"],
+                        "mean_batch": (b1["texts"] - b0["texts"]) / max(1.0, b1["calls"] - b0["calls"]),
+                        "p50_minus_in_process_b1_ms": round(s["p50_ms"] - ip["b1_p50_ms"], 2),
+                    }
+                    row["rep"] = rep
+                    runs.setdefault((kind, clients), []).append(row)
+                    print(
+                        f"rep {rep} {kind:9s} {clients:3d} clients: serve {s['throughput']:8.1f}/s "
+                        f"p50 {s['p50_ms']:7.2f} "
+                        f"p99 {s['p99_ms']:7.2f} | naive {n['throughput']:8.1f}/s p50 {n['p50_ms']:7.2f} | "
+                        f"in-process batched {ip['batched_throughput']:8.1f}/s b1 p50 {ip['b1_p50_ms']:6.2f} | "
+                        f"x{row['serve_vs_in_process']:.2f} of in-process, x{row['serve_vs_naive']:.2f} of naive, "
+                        f"batch {row['mean_batch']:.1f}",
+                        flush=True,
+                    )
+        res["runs"] = [row for rows in runs.values() for row in rows]
+        for (kind, _clients), rows in runs.items():
+            res["levels"][kind].append(median_row(rows))
         if args.soak > 0:
             both = {**refs, **refs_d}
-            # queries and documents from the same 64 clients: half send queries, half documents
-
-            async def soak() -> Dict[str, Any]:
-                a, b = await asyncio.gather(
-                    load(u_serve, qs, "query", 32, args.soak, check=both, rss_pid=serve.pid),
-                    load(u_serve, ds, "document", 32, args.soak, check=both))
-                errors = dict(a["errors"])
-                for k, v in b["errors"].items():
-                    errors[k] = errors.get(k, 0) + v
-                return {"clients": 64, "seconds": args.soak, "requests": a["requests"] + b["requests"],
-                        "errors": errors, "checked": a["checked"] + b["checked"],
-                        "mismatches": a["mismatches"] + b["mismatches"], "rss_mb": a.pop("rss_mb"),
-                        "queries": a, "documents": b}
-
-            res["soak"] = asyncio.run(soak())
-            print("soak:", {k: v for k, v in res["soak"].items() if k not in ("rss_mb", "queries", "documents")},
-                  "rss", res["soak"]["rss_mb"][0], "->", res["soak"]["rss_mb"][-1], flush=True)
+            # 64 clients at once: 32 send queries, 32 send documents; every answer checked
+            res["soak"] = load(
+                u_serve,
+                qs,
+                "query",
+                32,
+                args.soak,
+                check=both,
+                rss_pid=serve.pid,
+                cpu_pid=serve.pid,
+                more=[(ds, "document", 32)],
+            )
+            res["soak"]["seconds"] = args.soak
+            print(
+                "soak:",
+                {k: v for k, v in res["soak"].items() if k != "rss_mb"},
+                "rss",
+                res["soak"]["rss_mb"][0],
+                "->",
+                res["soak"]["rss_mb"][-1],
+                flush=True,
+            )
     finally:
         for p in (serve, naive):
             p.terminate()
@@ -385,8 +494,11 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
     if not args.no_lambda:
-        out = subprocess.run([sys.executable, os.path.join(HERE, "serve_lambda_bench.py"), "--model", args.model,
-                              "--json"], capture_output=True, text=True)
+        out = subprocess.run(
+            [sys.executable, os.path.join(HERE, "serve_lambda_bench.py"), "--model", args.model, "--json"],
+            capture_output=True,
+            text=True,
+        )
         if out.returncode == 0:
             res["lambda"] = json.loads(out.stdout.strip().splitlines()[-1])
         else:

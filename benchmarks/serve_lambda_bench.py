@@ -7,6 +7,7 @@ Cold: from the top of the fresh process's script (before ``import splade_onnx``)
 answered (imports + model load + one query). Warm: later invocations of the same process. Also the parent-side time
 from spawning the process to reading the first answer (includes the interpreter's own start).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,8 +54,7 @@ def main() -> int:
     cold, warm, first = [], [], []
     for _ in range(args.runs):
         t0 = time.perf_counter()
-        p = subprocess.Popen([sys.executable, "-c", CHILD, str(args.warm)], stdout=subprocess.PIPE, text=True,
-                             env=env)
+        p = subprocess.Popen([sys.executable, "-c", CHILD, str(args.warm)], stdout=subprocess.PIPE, text=True, env=env)
         assert p.stdout is not None
         line = p.stdout.readline()
         first.append(time.perf_counter() - t0)
@@ -66,11 +66,14 @@ def main() -> int:
         cold.append(d["cold_s"])
         warm.extend(d["warm_s"])
     warm.sort()
-    res = {"runs": args.runs, "cold_ms_median": round(statistics.median(cold) * 1e3, 1),
-           "cold_ms_all": [round(c * 1e3, 1) for c in cold],
-           "warm_ms_median": round(statistics.median(warm) * 1e3, 2),
-           "warm_ms_p99": round(warm[min(len(warm) - 1, int(0.99 * (len(warm) - 1)))] * 1e3, 2),
-           "process_to_first_answer_ms_median": round(statistics.median(first) * 1e3, 1)}
+    res = {
+        "runs": args.runs,
+        "cold_ms_median": round(statistics.median(cold) * 1e3, 1),
+        "cold_ms_all": [round(c * 1e3, 1) for c in cold],
+        "warm_ms_median": round(statistics.median(warm) * 1e3, 2),
+        "warm_ms_p99": round(warm[min(len(warm) - 1, int(0.99 * (len(warm) - 1)))] * 1e3, 2),
+        "process_to_first_answer_ms_median": round(statistics.median(first) * 1e3, 1),
+    }
     print(json.dumps(res) if args.json else json.dumps(res, indent=1))
     return 0
 

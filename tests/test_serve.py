@@ -4,6 +4,7 @@ Every answer is checked against the in-process Expander / SparseIndex (same indi
 JSON round trip); every bad input and overload case gets its status code and TEI's error body, and the server keeps
 answering afterwards; SIGTERM with requests in flight loses none of them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,12 @@ import pytest
 from splade_onnx import Expander, SparseIndex
 from splade_onnx.io import payloads
 
-QUERIES = ["what is splade?", "0-dimensional biomaterials show inductive properties.",
-           "ALDH1 expression is associated with poorer prognosis for breast cancer primary tumors.", "희소 검색 🙂"]
+QUERIES = [
+    "what is splade?",
+    "0-dimensional biomaterials show inductive properties.",
+    "ALDH1 expression is associated with poorer prognosis for breast cancer primary tumors.",
+    "희소 검색 🙂",
+]
 
 
 def _free_port() -> int:
@@ -43,8 +48,11 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._log_f = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "splade_onnx", "serve", artifact, "--port",
-                                      str(self.port), *args], stdout=self._log_f, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "splade_onnx", "serve", artifact, "--port", str(self.port), *args],
+            stdout=self._log_f,
+            stderr=subprocess.STDOUT,
+        )
 
     def wait_ready(self, timeout: float = 90.0) -> "Server":
         t0 = time.time()
@@ -99,8 +107,16 @@ def servers(tiny_artifact, index_dir, tmp_path_factory):
     """Four servers started together: main (with an index), a tiny queue, a tiny timeout, and one to SIGTERM."""
     logs = tmp_path_factory.mktemp("serve-logs")
     started = {
-        "main": Server(tiny_artifact, logs / "main.log", "--index", index_dir, "--max-request-texts", "8",
-                       "--max-body-bytes", "200000"),
+        "main": Server(
+            tiny_artifact,
+            logs / "main.log",
+            "--index",
+            index_dir,
+            "--max-request-texts",
+            "8",
+            "--max-body-bytes",
+            "200000",
+        ),
         "queue": Server(tiny_artifact, logs / "queue.log", "--max-queue", "4", "--max-wait-ms", "0"),
         "timeout": Server(tiny_artifact, logs / "timeout.log", "--timeout-s", "0.001"),
         "term": Server(tiny_artifact, logs / "term.log", "--max-request-texts", "8"),
@@ -150,8 +166,13 @@ def test_embed_sparse_tei_contract(servers, expander, docs):
     for got, vec in zip(q, expander.encode_queries(QUERIES), strict=False):
         assert_same(got, vec)
     # TEI: truncate false and a text over the limit is a 413 validation error; short texts pass
-    assert_error(s.post("/embed_sparse", {"inputs": [QUERIES[0], docs[-1]], "truncate": False}), 413,
-                 "validation", "inputs[1]", "256 tokens")
+    assert_error(
+        s.post("/embed_sparse", {"inputs": [QUERIES[0], docs[-1]], "truncate": False}),
+        413,
+        "validation",
+        "inputs[1]",
+        "256 tokens",
+    )
     ok = s.post("/embed_sparse", {"inputs": QUERIES[:2], "truncate": False})
     assert ok.status_code == 200
 
@@ -171,11 +192,13 @@ def test_expand_roles_pruning_tokens_and_payloads(servers, expander, docs):
     assert [t for t, _ in got["tokens"]] == [t for t, _ in expander.decode(vec, 3)]
     full = expander.encode_documents(docs[:1])[0]
     qv = expander.encode_queries(QUERIES[:1])[0]
-    cases = [("opensearch", "document", payloads.opensearch_document(full, expander)),
-             ("opensearch", "query", payloads.opensearch_query(qv, expander)),
-             ("elasticsearch", "document", payloads.elasticsearch_document(full, expander, field="f")),
-             ("elasticsearch", "query", payloads.elasticsearch_query(qv, expander)),
-             ("qdrant", "document", full.to_dict())]
+    cases = [
+        ("opensearch", "document", payloads.opensearch_document(full, expander)),
+        ("opensearch", "query", payloads.opensearch_query(qv, expander)),
+        ("elasticsearch", "document", payloads.elasticsearch_document(full, expander, field="f")),
+        ("elasticsearch", "query", payloads.elasticsearch_query(qv, expander)),
+        ("qdrant", "document", full.to_dict()),
+    ]
     for fmt, role, want in cases:
         body = {"inputs": QUERIES[:1] if role == "query" else docs[:1], "role": role, "format": fmt}
         if fmt == "elasticsearch" and role == "document":
@@ -220,8 +243,10 @@ def test_search_with_explain_equals_in_process(servers, expander, index_dir):
                 assert abs(c["query_weight"] * c["doc_weight"] - c["product"]) < 1e-5
     # the same search from vectors (as /expand or TEI return them), without texts
     vec_body = [{"indices": v.indices.tolist(), "values": v.values.tolist()} for v in qvecs[:2]]
-    tei_body = [[{"index": i, "value": w} for i, w in zip(v.indices.tolist(), v.values.tolist(), strict=True)]
-                for v in qvecs[2:]]
+    tei_body = [
+        [{"index": i, "value": w} for i, w in zip(v.indices.tolist(), v.values.tolist(), strict=True)]
+        for v in qvecs[2:]
+    ]
     r2 = s.post("/search", {"vectors": vec_body + tei_body, "k": 5, "texts": False}).json()["results"]
     assert [[h["id"] for h in hits] for hits in r2] == [[d for d, _ in ref] for ref in want]
     assert all("text" not in h for hits in r2 for h in hits)
@@ -283,8 +308,8 @@ def test_bad_input_expand_search(servers, path, body, status, words):
 
 def test_routes_methods_and_no_index(servers):
     s = servers["main"]
-    assert httpx.get(s.url + "/embed_sparse").status_code == 405
-    assert httpx.get(s.url + "/nothing-here").status_code == 404
+    assert_error(httpx.get(s.url + "/embed_sparse"), 405, "validation", "does not take GET")
+    assert_error(httpx.get(s.url + "/nothing-here"), 404, "validation", "/nothing-here")
     assert_error(servers["queue"].post("/search", {"queries": "x"}), 404, "validation", "--index")
 
 
@@ -298,13 +323,16 @@ def test_health_info_metrics(servers, tiny_artifact):
     s.post("/embed_sparse", {"inputs": ["a b c", "d e f"]})
     s.post("/embed_sparse", {"inputs": 7})
     text = httpx.get(s.url + "/metrics").text
-    for name in ("splade_onnx_requests_total{endpoint=\"embed_sparse\",status=\"200\"}",
-                 "splade_onnx_request_errors_total{endpoint=\"embed_sparse\",error_type=\"validation\"}",
-                 "splade_onnx_batch_size_bucket", "splade_onnx_queue_depth",
-                 "splade_onnx_request_duration_seconds_bucket",
-                 "splade_onnx_inference_duration_seconds_count{role=\"document\"}"):
+    for name in (
+        'splade_onnx_requests_total{endpoint="embed_sparse",status="200"}',
+        'splade_onnx_request_errors_total{endpoint="embed_sparse",error_type="validation"}',
+        "splade_onnx_batch_size_bucket",
+        "splade_onnx_queue_depth",
+        "splade_onnx_request_duration_seconds_bucket",
+        'splade_onnx_inference_duration_seconds_count{role="document"}',
+    ):
         assert name in text, name
-    texts = [ln for ln in text.splitlines() if ln.startswith("splade_onnx_texts_total{role=\"document\"}")]
+    texts = [ln for ln in text.splitlines() if ln.startswith('splade_onnx_texts_total{role="document"}')]
     assert texts and float(texts[0].split()[-1]) >= 3
 
 
@@ -316,7 +344,7 @@ def test_concurrent_requests_merge_and_a_bad_text_fails_only_its_request(servers
 
     def metric(name: str) -> float:
         for ln in httpx.get(s.url + "/metrics").text.splitlines():
-            if ln.startswith(name + " ") or ln.startswith(name + "{role=\"query\"}"):
+            if ln.startswith(name + " ") or ln.startswith(name + '{role="query"}'):
                 return float(ln.split()[-1])
         return 0.0
 
@@ -392,8 +420,10 @@ def test_full_queue_503_with_retry_after_then_recovers(servers, expander, docs):
                 assert_same(got, vec)
     r = s.post("/embed_sparse", body)
     assert r.status_code == 200
-    assert "splade_onnx_request_errors_total{endpoint=\"embed_sparse\",error_type=\"overloaded\"}" in \
-        httpx.get(s.url + "/metrics").text
+    assert (
+        'splade_onnx_request_errors_total{endpoint="embed_sparse",error_type="overloaded"}'
+        in httpx.get(s.url + "/metrics").text
+    )
 
 
 def test_timeout_504_and_the_queue_empties(servers, docs):
@@ -414,7 +444,7 @@ def test_timeout_504_and_the_queue_empties(servers, docs):
 def test_sigterm_answers_every_accepted_request(servers, expander, docs):
     s = servers["term"]
     n = 8
-    bodies = [{"inputs": docs[i * 3:(i + 1) * 3]} for i in range(n)]
+    bodies = [{"inputs": docs[i * 3 : (i + 1) * 3]} for i in range(n)]
     refs = [expander.encode_documents(b["inputs"]) for b in bodies]
     with concurrent.futures.ThreadPoolExecutor(n) as pool:
         futs = [pool.submit(s.post, "/embed_sparse", b) for b in bodies]
@@ -456,8 +486,9 @@ print(json.dumps({"out": out, "heavy": heavy}))
 
 def test_lambda_handler_in_a_fresh_process(tiny_artifact, expander):
     env = dict(os.environ, SPLADE_ONNX_MODEL=tiny_artifact)
-    p = subprocess.run([sys.executable, "-c", LAMBDA, *QUERIES[:2]], capture_output=True, text=True, env=env,
-                       timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-c", LAMBDA, *QUERIES[:2]], capture_output=True, text=True, env=env, timeout=120
+    )
     assert p.returncode == 0, p.stderr
     res = json.loads(p.stdout.strip().splitlines()[-1])
     assert res["heavy"] == []  # no web framework, no torch
@@ -491,7 +522,11 @@ def test_serve_is_imported_only_when_serving_and_never_imports_torch(tiny_artifa
 
 
 def test_cli_refuses_a_missing_artifact_in_one_line(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "splade_onnx", "serve", str(tmp_path / "nope"), "--port", "0"],
-                       capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "splade_onnx", "serve", str(tmp_path / "nope"), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1
     assert p.stderr.startswith("error: ") and "Traceback" not in p.stderr

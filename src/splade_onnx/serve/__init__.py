@@ -4,6 +4,7 @@ Imported only when serving: ``import splade_onnx`` never loads it. Needs the ``[
 (``pip install "splade-onnx[serve]"``); :func:`create_app` raises :class:`~splade_onnx.errors.MissingExtraError`
 naming it when Starlette is absent.
 """
+
 from __future__ import annotations
 
 from typing import Any, Optional

@@ -3,6 +3,7 @@
 Endpoints: ``POST /embed_sparse`` (TEI's contract), ``POST /expand``, ``POST /search`` (with an index),
 ``GET /health``, ``GET /info``, ``GET /metrics`` (Prometheus text). See docs/serving.md.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -46,9 +47,13 @@ def create_app(expander: Any, index: Any = None, settings: Optional[ServeSetting
     settings = settings or ServeSettings()
     service = Service(expander, index, settings)
     metrics = Metrics()
-    batcher = DynamicBatcher(service.encode, max_batch_tokens=settings.max_batch_tokens,
-                             max_wait_ms=settings.max_wait_ms, max_queue=settings.max_queue,
-                             observe=metrics.observe_batch)
+    batcher = DynamicBatcher(
+        service.encode,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_wait_ms=settings.max_wait_ms,
+        max_queue=settings.max_queue,
+        observe=metrics.observe_batch,
+    )
     # truncation is the contract of `truncate: true` (TEI's default here), not something to warn about per batch
     warnings.filterwarnings("ignore", message=r".*exceed max_length=", category=UserWarning)
 
@@ -90,17 +95,24 @@ def create_app(expander: Any, index: Any = None, settings: Optional[ServeSetting
                 resp = json_response(e.status, e.body(), e.headers)
             except OverloadedError as e:
                 error_type = "overloaded"
-                resp = json_response(503, {"error": str(e), "error_type": "overloaded"},
-                                     {"Retry-After": str(settings.retry_after_s)})
+                resp = json_response(
+                    503, {"error": str(e), "error_type": "overloaded"}, {"Retry-After": str(settings.retry_after_s)}
+                )
             except ShuttingDownError as e:
                 error_type = "unhealthy"
-                resp = json_response(503, {"error": str(e), "error_type": "unhealthy"},
-                                     {"Retry-After": str(settings.retry_after_s)})
+                resp = json_response(
+                    503, {"error": str(e), "error_type": "unhealthy"}, {"Retry-After": str(settings.retry_after_s)}
+                )
             except asyncio.TimeoutError:
                 error_type = "timeout"
-                resp = json_response(504, {"error": f"no answer within {settings.timeout_s:g} s (the model is "
-                                                    "busy); retry later", "error_type": "backend"},
-                                     {"Retry-After": str(settings.retry_after_s)})
+                resp = json_response(
+                    504,
+                    {
+                        "error": f"no answer within {settings.timeout_s:g} s (the model is busy); retry later",
+                        "error_type": "backend",
+                    },
+                    {"Retry-After": str(settings.retry_after_s)},
+                )
             except Exception as e:  # noqa: BLE001 - a 500 with the reason, the service stays up
                 log.exception("%s failed", name)
                 error_type = "backend"
@@ -146,8 +158,13 @@ def create_app(expander: Any, index: Any = None, settings: Optional[ServeSetting
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         batcher.start()
-        log.info("serving %s (batcher: %d tokens, %g ms, queue %d)", expander.manifest.source,
-                 settings.max_batch_tokens, settings.max_wait_ms, settings.max_queue)
+        log.info(
+            "serving %s (batcher: %d tokens, %g ms, queue %d)",
+            expander.manifest.source,
+            settings.max_batch_tokens,
+            settings.max_wait_ms,
+            settings.max_queue,
+        )
         try:
             yield
         finally:
@@ -161,7 +178,18 @@ def create_app(expander: Any, index: Any = None, settings: Optional[ServeSetting
         Route("/info", info, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return json_response(
+            404, {"error": f"no endpoint {request.method} {request.url.path}", "error_type": "validation"}
+        )
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return json_response(
+            405, {"error": f"{request.url.path} does not take {request.method}", "error_type": "validation"}
+        )
+
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={404: not_found, 405: not_allowed})
     app.state.service = service
     app.state.batcher = batcher
     app.state.metrics = metrics

@@ -18,6 +18,7 @@ Each request's texts stay together, in order. A text the model refuses fails onl
 the run function returns an exception object at that text's position, and the other requests of the same call
 get their vectors.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -60,8 +61,15 @@ class DynamicBatcher:
         observe: optional callback ``(role, n_texts, n_requests, tokens, queue_wait_s, run_s)`` per batch.
     """
 
-    def __init__(self, run: RunFn, *, max_batch_tokens: int = 16384, max_wait_ms: float = 2.0,
-                 max_queue: int = 1024, observe: Optional[Callable[..., None]] = None) -> None:
+    def __init__(
+        self,
+        run: RunFn,
+        *,
+        max_batch_tokens: int = 16384,
+        max_wait_ms: float = 2.0,
+        max_queue: int = 1024,
+        observe: Optional[Callable[..., None]] = None,
+    ) -> None:
         self._run = run
         self.max_batch_tokens = int(max_batch_tokens)
         self.max_wait_s = float(max_wait_ms) / 1000.0
@@ -128,7 +136,8 @@ class DynamicBatcher:
             raise ShuttingDownError("the service is shutting down")
         if self.queued_texts + len(texts) > self.max_queue:
             raise OverloadedError(
-                f"the queue is full ({self.queued_texts} texts waiting, limit {self.max_queue}); retry later")
+                f"the queue is full ({self.queued_texts} texts waiting, limit {self.max_queue}); retry later"
+            )
         fut: "asyncio.Future[List[Any]]" = asyncio.get_running_loop().create_future()
         item = _Item(role, texts, tokens, fut)
         self._pending.append(item)
@@ -221,7 +230,7 @@ class DynamicBatcher:
             per_item = []
             pos = 0
             for it in batch:
-                per_item.append(list(results[pos: pos + len(it.texts)]))
+                per_item.append(list(results[pos : pos + len(it.texts)]))
                 pos += len(it.texts)
         except Exception:  # noqa: BLE001 - isolate: each request alone, so one cannot fail the others
             per_item = []

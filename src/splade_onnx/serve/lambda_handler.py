@@ -10,6 +10,7 @@ The Expander (and the index) are loaded on the first invocation of a process and
 a cold start pays the load. Bodies, limits and status codes are those of the HTTP service (one invocation is one
 request, so there is no batching and no queue). Needs no web framework: only the runtime's own dependencies.
 """
+
 from __future__ import annotations
 
 import base64
@@ -65,8 +66,15 @@ def handler(event: Dict[str, Any], context: Any = None) -> Dict[str, Any]:
     method = str(event.get("httpMethod") or ctx_http.get("method") or "POST").upper()
     path = _route(str(event.get("rawPath") or event.get("path") or ctx_http.get("path") or "/embed_sparse"))
     raw = event.get("body") or ""
-    body = base64.b64decode(raw) if event.get("isBase64Encoded") else (
-        raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw))
+    body = (
+        base64.b64decode(raw)
+        if event.get("isBase64Encoded")
+        else (raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw))
+    )
     status, payload, headers = get_service().handle(method, path, body)
-    return {"statusCode": status, "headers": {"content-type": "application/json", **headers},
-            "body": json.dumps(payload, ensure_ascii=False), "isBase64Encoded": False}
+    return {
+        "statusCode": status,
+        "headers": {"content-type": "application/json", **headers},
+        "body": json.dumps(payload, ensure_ascii=False),
+        "isBase64Encoded": False,
+    }

@@ -8,6 +8,7 @@ Errors follow text-embeddings-inference (TEI): a body ``{"error": "...", "error_
 ``overloaded`` (503 here, with ``Retry-After``), ``backend`` (5xx) or ``unhealthy``; malformed JSON and wrong
 types are 422 ``validation`` bodies that say which field is wrong and why.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,9 @@ FORMATS = ("opensearch", "elasticsearch", "qdrant")
 class ApiError(Exception):
     """An HTTP error answer: ``status`` and TEI's body ``{"error": message, "error_type": error_type}``."""
 
-    def __init__(self, status: int, message: str, error_type: str = "validation",
-                 headers: Optional[Dict[str, str]] = None) -> None:
+    def __init__(
+        self, status: int, message: str, error_type: str = "validation", headers: Optional[Dict[str, str]] = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -89,10 +91,13 @@ class Service:
     def read_json(self, raw: bytes) -> Dict[str, Any]:
         """The body as a JSON object (413 past ``max_body_bytes``, 422 when it is not a JSON object)."""
         if len(raw) > self.settings.max_body_bytes:
-            raise ApiError(413, f"request body of {len(raw)} bytes > maximum allowed {self.settings.max_body_bytes} "
-                           "bytes", "validation")
+            raise ApiError(
+                413,
+                f"request body of {len(raw)} bytes > maximum allowed {self.settings.max_body_bytes} bytes",
+                "validation",
+            )
         if not raw.strip():
-            raise bad_request("request body is empty: send a JSON object, e.g. {\"inputs\": \"some text\"}")
+            raise bad_request('request body is empty: send a JSON object, e.g. {"inputs": "some text"}')
         try:
             import orjson
 
@@ -158,7 +163,7 @@ class Service:
         if v is None:
             return default
         if v not in ROLES:
-            raise bad_request(f"`{name}` must be \"query\" or \"document\", got {json.dumps(v)}")
+            raise bad_request(f'`{name}` must be "query" or "document", got {json.dumps(v)}')
         return str(v)
 
     def parse_embed_sparse(self, body: Dict[str, Any]) -> Job:
@@ -187,8 +192,13 @@ class Service:
         fld = body.get("field")
         if fld is not None and (not isinstance(fld, str) or not fld):
             raise bad_request(f"`field` must be a non-empty string, got {_type_name(fld)}")
-        return Job("expand", role, texts, truncate,
-                   {"prune": prune, "top_k": top_k, "tokens": tokens, "format": fmt, "field": fld})
+        return Job(
+            "expand",
+            role,
+            texts,
+            truncate,
+            {"prune": prune, "top_k": top_k, "tokens": tokens, "format": fmt, "field": fld},
+        )
 
     def parse_search(self, body: Dict[str, Any]) -> Job:
         """``POST /search``: ``queries`` (texts) or ``vectors``, ``k``, ``explain``, ``texts``."""
@@ -208,18 +218,22 @@ class Service:
         opts = {"k": k, "explain": explain, "texts": with_texts}
         has_q, has_v = body.get("queries") is not None, body.get("vectors") is not None
         if has_q == has_v:
-            raise bad_request("give exactly one of `queries` (texts) or `vectors` "
-                              "([{\"indices\": [...], \"values\": [...]}, ...])")
+            raise bad_request(
+                'give exactly one of `queries` (texts) or `vectors` ([{"indices": [...], "values": [...]}, ...])'
+            )
         if has_q:
             return Job("search", "query", self._texts(body, "queries"), True, opts)
         raw = body["vectors"]
         if isinstance(raw, dict):
             raw = [raw]
         if not isinstance(raw, list) or not raw:
-            raise bad_request("`vectors` must be a non-empty array of {\"indices\": [...], \"values\": [...]}")
+            raise bad_request('`vectors` must be a non-empty array of {"indices": [...], "values": [...]}')
         if len(raw) > self.settings.max_request_texts:
-            raise ApiError(413, f"batch size {len(raw)} > maximum allowed batch size "
-                           f"{self.settings.max_request_texts}", "validation")
+            raise ApiError(
+                413,
+                f"batch size {len(raw)} > maximum allowed batch size {self.settings.max_request_texts}",
+                "validation",
+            )
         vecs = [self._vector(v, i) for i, v in enumerate(raw)]
         return Job("search", "query", [], True, opts, vectors=vecs)
 
@@ -230,12 +244,11 @@ class Service:
                 idx = [e["index"] for e in v]
                 val = [e["value"] for e in v]
             except (TypeError, KeyError):
-                raise bad_request(f"{where} must be {{\"indices\", \"values\"}} or [{{\"index\", \"value\"}}, ...]") \
-                    from None
+                raise bad_request(f'{where} must be {{"indices", "values"}} or [{{"index", "value"}}, ...]') from None
         elif isinstance(v, dict) and "indices" in v and "values" in v:
             idx, val = v["indices"], v["values"]
         else:
-            raise bad_request(f"{where} must be {{\"indices\": [...], \"values\": [...]}}, got {_type_name(v)}")
+            raise bad_request(f'{where} must be {{"indices": [...], "values": [...]}}, got {_type_name(v)}')
         if not isinstance(idx, list) or not isinstance(val, list) or len(idx) != len(val):
             raise bad_request(f"{where}: indices and values must be arrays of the same length")
         if any(isinstance(x, bool) or not isinstance(x, int) for x in idx):
@@ -278,8 +291,12 @@ class Service:
                 continue
             n = len(self._token_counter().encode(t).ids)
             if n > cap:
-                raise ApiError(413, f"Input validation error: `inputs[{i}]` must have less than {cap} tokens. "
-                               f"Given: {n} (send \"truncate\": true to cut it)", "validation")
+                raise ApiError(
+                    413,
+                    f"Input validation error: `inputs[{i}]` must have less than {cap} tokens. "
+                    f'Given: {n} (send "truncate": true to cut it)',
+                    "validation",
+                )
 
     # ------------------------------------------------------------------------------------------------ encoding
     def encode(self, role: str, texts: List[str]) -> List[Any]:
@@ -315,7 +332,7 @@ class Service:
             if isinstance(r, BaseException):
                 why = str(r).split(". The other texts", 1)[0]
                 if why.startswith("position 0: "):
-                    why = why[len("position 0: "):]
+                    why = why[len("position 0: ") :]
                 name = "queries" if job.endpoint == "search" else "inputs"
                 raise ApiError(422, f"`{name}[{i}]` cannot be encoded: {why}", "tokenizer")
 
@@ -323,8 +340,10 @@ class Service:
     @staticmethod
     def render_embed_sparse(vectors: Sequence[SparseVector]) -> List[List[Dict[str, Any]]]:
         """TEI's ``EmbedSparseResponse``: one ``[{"index": i, "value": w}, ...]`` per input (ascending index)."""
-        return [[{"index": i, "value": w} for i, w in zip(v.indices.tolist(), v.values.tolist(), strict=True)]
-                for v in vectors]
+        return [
+            [{"index": i, "value": w} for i, w in zip(v.indices.tolist(), v.values.tolist(), strict=True)]
+            for v in vectors
+        ]
 
     def render_expand(self, job: Job, vectors: Sequence[SparseVector]) -> Dict[str, Any]:
         from splade_onnx.encode import pruning
@@ -341,12 +360,18 @@ class Service:
                 d["tokens"] = [[t, w] for t, w in self.expander.decode(v, opts.get("top_k"))]
             if fmt == "opensearch":
                 kw = {"field": fld} if fld else {}
-                d["payload"] = (payloads.opensearch_query(v, self.expander, **kw) if job.role == "query"
-                                else payloads.opensearch_document(v, self.expander, **kw))
+                d["payload"] = (
+                    payloads.opensearch_query(v, self.expander, **kw)
+                    if job.role == "query"
+                    else payloads.opensearch_document(v, self.expander, **kw)
+                )
             elif fmt == "elasticsearch":
                 kw = {"field": fld} if fld else {}
-                d["payload"] = (payloads.elasticsearch_query(v, self.expander, **kw) if job.role == "query"
-                                else payloads.elasticsearch_document(v, self.expander, **kw))
+                d["payload"] = (
+                    payloads.elasticsearch_query(v, self.expander, **kw)
+                    if job.role == "query"
+                    else payloads.elasticsearch_document(v, self.expander, **kw)
+                )
             elif fmt == "qdrant":
                 d["payload"] = v.to_dict()  # the wire form of qdrant's SparseVector (payloads.qdrant_vector)
             out.append(d)
@@ -366,9 +391,16 @@ class Service:
                 if with_texts:
                     row["text"] = idx.text(did)
                 if explain:
-                    row["explain"] = [{"token": c.token, "token_id": c.token_id, "query_weight": c.query_weight,
-                                       "doc_weight": c.doc_weight, "product": c.product}
-                                      for c in idx.explain(qv, did, explain, vocab=vocab)]
+                    row["explain"] = [
+                        {
+                            "token": c.token,
+                            "token_id": c.token_id,
+                            "query_weight": c.query_weight,
+                            "doc_weight": c.doc_weight,
+                            "product": c.product,
+                        }
+                        for c in idx.explain(qv, did, explain, vocab=vocab)
+                    ]
                 rows.append(row)
             results.append(rows)
         out: Dict[str, Any] = {"results": results}
@@ -390,23 +422,37 @@ class Service:
         m = self.expander.manifest
         s = self.settings
         info: Dict[str, Any] = {
-            "model_id": m.source, "model_sha": m.model_sha256, "model_dtype": "float32" if not m.quantization
-            else str(m.quantization.get("mode", "int8")), "model_type": {"splade": {"pooling": m.pooling,
-                                                                                   "activation": m.activation}},
-            "max_input_length": self.max_length["document"], "max_batch_tokens": s.max_batch_tokens,
-            "max_client_batch_size": s.max_request_texts, "max_concurrent_requests": s.max_queue,
-            "auto_truncate": s.auto_truncate, "version": __version__, "router": "splade-onnx",
-            "max_length": dict(m.max_length), "vocab_size": m.vocab_size,
+            "model_id": m.source,
+            "model_sha": m.model_sha256,
+            "model_dtype": "float32" if not m.quantization else str(m.quantization.get("mode", "int8")),
+            "model_type": {"splade": {"pooling": m.pooling, "activation": m.activation}},
+            "max_input_length": self.max_length["document"],
+            "max_batch_tokens": s.max_batch_tokens,
+            "max_client_batch_size": s.max_request_texts,
+            "max_concurrent_requests": s.max_queue,
+            "auto_truncate": s.auto_truncate,
+            "version": __version__,
+            "router": "splade-onnx",
+            "max_length": dict(m.max_length),
+            "vocab_size": m.vocab_size,
             "providers": list(getattr(self.expander, "providers", [])),
             "limits": s.to_dict(),
-            "versions": {"splade_onnx": __version__, "onnxruntime": onnxruntime.__version__,
-                         "tokenizers": tokenizers.__version__, "python": platform.python_version()},
+            "versions": {
+                "splade_onnx": __version__,
+                "onnxruntime": onnxruntime.__version__,
+                "tokenizers": tokenizers.__version__,
+                "python": platform.python_version(),
+            },
             "manifest": dataclasses.asdict(m),
             "index": None,
         }
         if self.index is not None:
-            info["index"] = {"documents": len(self.index), "postings": self.index.nnz, "dtype": self.index.dtype,
-                             "texts": self.index.texts is not None}
+            info["index"] = {
+                "documents": len(self.index),
+                "postings": self.index.nnz,
+                "dtype": self.index.dtype,
+                "texts": self.index.texts is not None,
+            }
         if extra:
             info["versions"].update(extra)
         return info
@@ -420,8 +466,11 @@ class Service:
                 return 200, {"status": "ok"}, {}
             if method == "GET" and path == "/info":
                 return 200, self.info(), {}
-            routes = {"/embed_sparse": self.parse_embed_sparse, "/expand": self.parse_expand,
-                      "/search": self.parse_search}
+            routes = {
+                "/embed_sparse": self.parse_embed_sparse,
+                "/expand": self.parse_expand,
+                "/search": self.parse_search,
+            }
             if path not in routes:
                 raise ApiError(404, f"no endpoint {method} {path}", "validation")
             if method != "POST":

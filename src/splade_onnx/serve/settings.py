@@ -1,4 +1,5 @@
 """Limits and batching knobs of the HTTP service (``splade-onnx serve`` flags map one to one)."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
