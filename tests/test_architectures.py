@@ -76,7 +76,7 @@ def test_modernbert_korean_parity(shape, korean_tokenizer, korean_texts, tmp_pat
         assert m.zeroed_token_ids == [0, 1, 2, 3, 4]
         assert m.extra["head"]["zeroed_token_ids"] == "registry:sewoong/korean-neural-sparse-encoder-v1"
     e = Expander(str(tmp_path / "art"), batch_size=6)
-    lengths = [len(e._tokenizer.encode(t).ids) for t in korean_texts]
+    lengths = [len(e.tokenizer.encode(t).ids) for t in korean_texts]
     assert max(lengths) > 200 and min(lengths) < 40, (min(lengths), max(lengths))  # sliding window really used
     ref = _reference(ckpt, korean_texts, 512, batch_size=2, zeroed_token_ids=m.zeroed_token_ids)
     with pytest.warns(UserWarning, match="1 of"):
@@ -85,7 +85,7 @@ def test_modernbert_korean_parity(shape, korean_tokenizer, korean_texts, tmp_pat
     assert np.mean([v.nnz for v in vecs]) > 10
     if m.zeroed_token_ids:
         assert not any(set(v.indices.tolist()) & set(m.zeroed_token_ids) for v in vecs)
-    n_tok = e._tokenizer.get_vocab_size(with_added_tokens=True)
+    n_tok = e.tokenizer.get_vocab_size(with_added_tokens=True)
     in_vocab = [i for v in vecs for i in v.indices.tolist() if i < n_tok][:50]
     assert in_vocab and all(e.vocab[i] for i in in_vocab)  # Korean token strings for the explanations
 

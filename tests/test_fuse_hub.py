@@ -12,6 +12,7 @@ import pytest
 
 from splade_onnx import Expander
 from splade_onnx.artifact.manifest import Manifest
+from splade_onnx.build.formula import PARITY_TEXTS
 from splade_onnx_export import splade_reference
 from test_parity import assert_parity
 
@@ -50,8 +51,8 @@ def _run_clean(code: str) -> str:
 
 
 @pytest.mark.parametrize("activation,pooling", [("log1p_relu", "max"), ("log1p_log1p_relu", "sum")])
-def test_fuse_cli_torch_free_parity(logits_onnx, tiny_checkpoint, tiny_torch, scifact_texts, tmp_path, activation,
-                                    pooling):
+def test_fuse_cli_torch_free_parity(logits_onnx, tiny_checkpoint, tiny_torch, tiny_artifact, scifact_texts, tmp_path,
+                                    activation, pooling):
     out = str(tmp_path / "fused")
     _run_clean(
         "from splade_onnx.cli import main\n"
@@ -63,6 +64,11 @@ def test_fuse_cli_torch_free_parity(logits_onnx, tiny_checkpoint, tiny_torch, sc
     assert m.zeroed_token_ids == [0, 100, 101, 102, 103] and m.max_length["model"] == 512
     assert m.inputs == ["input_ids", "attention_mask", "token_type_ids"]
     assert m.parity["max_abs_error"] <= 1e-4 and m.parity["reference"].startswith("the source logits ONNX")
+    # fuse and export share one formula module: the same parity texts and length, window and special tokens
+    exported = Manifest.read(tiny_artifact)
+    assert m.parity["texts"] == exported.parity["texts"] == len(PARITY_TEXTS)
+    assert m.parity["max_length"] == exported.parity["max_length"] == 256
+    assert m.special_tokens == exported.special_tokens and m.max_length == exported.max_length
     # and against the torch reference, through the runtime
     model, tok = tiny_torch
     texts = scifact_texts[::24]

@@ -34,7 +34,7 @@ def _feeds(tokenizer_dir: str, texts, seq: int):
 
 def test_vocab_major_equals_token_major(token_major_graph, scifact_texts, tmp_path):
     import onnx
-    from splade_onnx_export.exporter import run_onnx
+    from splade_onnx_export.graph import run_onnx
     from splade_onnx_export.head_layout import vocab_major_head
 
     src = f"{token_major_graph}/model.onnx"
@@ -53,7 +53,7 @@ def test_vocab_major_equals_token_major(token_major_graph, scifact_texts, tmp_pa
 
 
 def test_optimised_artifacts_agree(tiny_artifact, tiny_token_major_artifact, scifact_texts):
-    from splade_onnx_export.exporter import run_onnx
+    from splade_onnx_export.graph import run_onnx
 
     assert Manifest.read(tiny_token_major_artifact).extra["head_layout"]["layout"] == "token-major"
     for batch in (scifact_texts[:1], scifact_texts[100:107], scifact_texts[-32:]):

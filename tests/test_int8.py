@@ -86,7 +86,7 @@ def test_smoothing_is_exact_in_fp32(tiny_token_major_artifact, scifact_texts, tm
     biases) but not yet quantised, computes what the fp32 graph does on real text it was not calibrated on."""
     import onnx
 
-    from splade_onnx_export.optimize import smooth_activations
+    from splade_onnx_export.smoothing import smooth_activations
 
     src = f"{tiny_token_major_artifact}/model.onnx"
     dst = str(tmp_path / "smoothed.onnx")
@@ -103,9 +103,9 @@ def test_smoothing_is_exact_in_fp32(tiny_token_major_artifact, scifact_texts, tm
 
 
 def _calibration(artifact):
-    from splade_onnx_export.optimize import _default_calibration_feeds
+    from splade_onnx_export.int8 import default_calibration_feeds
 
-    feeds = _default_calibration_feeds(f"{artifact}/model.onnx")
+    feeds = default_calibration_feeds(f"{artifact}/model.onnx")
     assert feeds and len(feeds) >= 10
     return feeds
 
@@ -134,7 +134,7 @@ def test_int8_head_stays_quantised(int8_artifact):
 
 
 def test_rows_per_run_respects_the_budget():
-    from splade_onnx.encode.expander import rows_per_run
+    from splade_onnx.encode.batching import rows_per_run
 
     vocab = 30522
     for budget_mb in (1, 16, 128, 1024):

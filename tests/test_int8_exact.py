@@ -71,7 +71,10 @@ def _with_outputs(path: str, names):
 def test_the_screen_prunes_and_the_recomputation_does_the_work(exact_artifact, tiny_artifact, scifact_texts):
     """On 32 long SciFact documents: every non-zero was a candidate, candidates are a few times the support (not the
     vocabulary), and the int8 maxima alone are visibly off the fp32 ones (so the exact pass is what makes it exact)."""
-    tok = Expander(tiny_artifact)._tokenizer_for(256)
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(f"{tiny_artifact}/tokenizer.json")
+    tok.enable_truncation(256)
     enc = tok.encode_batch(scifact_texts[-32:])
     L = max(len(x.ids) for x in enc)
     ids = np.zeros((len(enc), L), np.int64)

@@ -148,3 +148,47 @@ def test_export_refuses_a_non_empty_folder_and_sets_normal_permissions(tiny_chec
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o777 & ~umask
+
+
+def test_export_failures_a_user_can_cause_are_export_errors(tiny_checkpoint, tmp_path):
+    """A missing source, a bare encoder (no trained MLM head) and an architecture without a masked-LM class raise
+    ExportError naming the source and what to pass instead; nothing is written."""
+    import shutil
+
+    from transformers import AutoModel, GPT2Config
+
+    from splade_onnx.errors import ExportError, ExportParityError, SpladeOnnxError
+
+    assert issubclass(ExportParityError, ExportError) and issubclass(ExportError, SpladeOnnxError)
+    missing = str(tmp_path / "no-such-checkpoint")
+    with pytest.raises(ExportError, match="no-such-checkpoint.*config.json"):
+        export(missing, str(tmp_path / "a"))
+
+    bare = tmp_path / "bare-encoder"
+    AutoModel.from_pretrained(tiny_checkpoint).save_pretrained(bare)  # BertModel: the MLM head is not saved
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(f"{tiny_checkpoint}/{name}", bare / name)
+    with pytest.raises(ExportError, match="no trained MLM head.*cls.predictions"):
+        export(str(bare), str(tmp_path / "b"))
+
+    gpt2 = tmp_path / "gpt2"
+    GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=30522).save_pretrained(gpt2)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(f"{tiny_checkpoint}/{name}", gpt2 / name)
+    with pytest.raises(ExportError, match="masked-LM model of type 'gpt2'"):
+        export(str(gpt2), str(tmp_path / "c"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bare-encoder", "gpt2"]
+
+
+def test_options_that_do_not_go_together_are_export_and_value_errors():
+    from splade_onnx_export import ExportOptionError
+    from splade_onnx_export.options import plan_export
+
+    from splade_onnx.errors import ExportError
+
+    with pytest.raises(ExportOptionError, match="int8-exact' needs max pooling") as e:
+        plan_export(pooling="sum", quantize="int8-exact")
+    assert isinstance(e.value, ExportError) and isinstance(e.value, ValueError)
+    assert plan_export(pooling="max").variant == "fp32" and plan_export(pooling="max").vocab_major
+    assert not plan_export(pooling="max", quantize="int8").vocab_major
+    assert plan_export(pooling="max", precision="fp16").variant == "fp16"

@@ -1,13 +1,15 @@
 """The torch reference: ``w[v] = max over real tokens t of act(logit[t, v])`` computed with transformers."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 
 def activate(x: torch.Tensor, activation: str) -> torch.Tensor:
+    """SPLADE's activation with torch's own log1p, as the model cards write it."""
     if activation == "log1p_relu":
         return torch.log1p(torch.relu(x))
     if activation == "log1p_log1p_relu":
@@ -18,7 +20,7 @@ def activate(x: torch.Tensor, activation: str) -> torch.Tensor:
 @torch.no_grad()
 def splade_reference(
     model: torch.nn.Module,
-    tokenizer,
+    tokenizer: Any,
     texts: Sequence[str],
     *,
     max_length: int,

@@ -1,18 +1,24 @@
-"""Read what a source says about its own SPLADE head: a sentence-transformers SparseEncoder repo's modules, and the
-registry of known models.
+"""Read what a source says about its own SPLADE head: a sentence-transformers SparseEncoder repo's modules,
+and the registry of known models.
 
 sentence-transformers (sparse_encoder/modules/splade_pooling.py, v5-v6) saves ``modules.json`` listing an
-``MLMTransformer`` (or a ``Transformer`` with ``transformer_task: fill-mask``) whose weights live in the module's
-``path`` (``""``: the repo root), followed by a ``SpladePooling`` module whose ``config.json`` holds
+``MLMTransformer`` (or a ``Transformer`` with ``transformer_task: fill-mask``) whose weights live in the
+module's ``path`` (``""``: the repo root), followed by a ``SpladePooling`` module whose ``config.json`` holds
 ``pooling_strategy`` (max|sum), ``activation_function`` and ``embedding_dimension`` (formerly
-``word_embedding_dimension``). Its activations are named by what comes *before* SPLADE's log1p:
-``relu`` -> log1p(relu(x)) (SPLADE), ``log1p_relu`` -> log1p(log1p(relu(x))) (OpenSearch v3).
+``word_embedding_dimension``). Its activations are named by what comes *before* SPLADE's log1p: ``relu`` ->
+log1p(relu(x)) (SPLADE), ``log1p_relu`` -> log1p(log1p(relu(x))) (OpenSearch v3).
 """
+
 from __future__ import annotations
 
 import json
 import os
 from typing import Any, Dict, List, Optional, Sequence
+
+from splade_onnx.build.formula import SPECIAL_TOKEN_NAMES, special_tokens
+from splade_onnx.build.formula import special_token_ids as formula_special_token_ids
+
+from .options import ExportOptionError
 
 ST_ACTIVATIONS = {"relu": "log1p_relu", "log1p_relu": "log1p_log1p_relu"}
 
@@ -36,7 +42,8 @@ def _fetch(source: str, name: str, revision: Optional[str]) -> Optional[str]:
 
 def read_sparse_encoder(source: str, revision: Optional[str] = None) -> Optional[Dict[str, Any]]:
     """``None`` when ``source`` is not a sentence-transformers SparseEncoder repo, else what it prescribes:
-    ``{"model_path", "pooling", "activation", "st_activation", "max_seq_length", "embedding_dimension", "modules"}``.
+    ``{"model_path", "pooling", "activation", "st_activation", "max_seq_length", "embedding_dimension",
+    "modules"}``.
     """
     mj = _fetch(source, "modules.json", revision)
     if mj is None:
@@ -47,8 +54,9 @@ def read_sparse_encoder(source: str, revision: Optional[str] = None) -> Optional
         typ = str(m.get("type", ""))
         short = typ.rsplit(".", 1)[-1]
         if short in ("SparseStaticEmbedding", "Router", "Asym") and mlm is None:
-            raise ValueError(
-                f"{source}: sentence-transformers module {short} (an inference-free / routed SparseEncoder) is not a "
+            raise ExportOptionError(
+                f"{source}: sentence-transformers module {short} (an inference-free / routed SparseEncoder) "
+                "is not a "
                 "single MLM + SpladePooling pipeline; export its document model folder instead"
             )
         if short == "MLMTransformer" or (short == "Transformer" and mlm is None):
@@ -74,9 +82,9 @@ def read_sparse_encoder(source: str, revision: Optional[str] = None) -> Optional
     pooling = cfg.get("pooling_strategy", "max")
     st_act = cfg.get("activation_function", "relu")
     if pooling not in ("max", "sum"):
-        raise ValueError(f"{source}: unsupported SpladePooling pooling_strategy {pooling!r}")
+        raise ExportOptionError(f"{source}: unsupported SpladePooling pooling_strategy {pooling!r}")
     if st_act not in ST_ACTIVATIONS:
-        raise ValueError(f"{source}: unsupported SpladePooling activation_function {st_act!r}")
+        raise ExportOptionError(f"{source}: unsupported SpladePooling activation_function {st_act!r}")
     out.update(
         pooling=pooling,
         activation=ST_ACTIVATIONS[st_act],
@@ -89,21 +97,14 @@ def read_sparse_encoder(source: str, revision: Optional[str] = None) -> Optional
 _DEFAULTS = {"activation": "log1p_relu", "pooling": "max", "query_max_length": 64, "document_max_length": 256}
 
 
-def special_token_ids(tokenizer) -> List[int]:
-    """OpenSearch's rule: the ids of every token in the tokenizer's special tokens map (cls, sep, pad, unk, mask,
-    bos, eos; additional special tokens included), sorted."""
-    ids = set()
-    for attr in ("cls_token", "sep_token", "pad_token", "unk_token", "mask_token", "bos_token", "eos_token"):
-        tok = getattr(tokenizer, attr, None)
-        if tok is not None:
-            i = tokenizer.convert_tokens_to_ids(str(tok))
-            if i is not None and i >= 0:
-                ids.add(int(i))
-    for tok in getattr(tokenizer, "additional_special_tokens", None) or []:
-        i = tokenizer.convert_tokens_to_ids(str(tok))
-        if i is not None and i >= 0:
-            ids.add(int(i))
-    return sorted(ids)
+def special_token_ids(tokenizer: Any) -> List[int]:
+    """OpenSearch's rule (``formula.special_token_ids``): the ids of every token in the tokenizer's special
+    tokens map (cls, sep, pad, unk, mask, bos, eos; additional special tokens included), sorted."""
+    named = {n: getattr(tokenizer, f"{n}_token", None) for n in SPECIAL_TOKEN_NAMES}
+    names = {n: str(t) for n, t in named.items() if t is not None}
+    extra = getattr(tokenizer, "additional_special_tokens", None) or []
+    additional = [tokenizer.convert_tokens_to_ids(str(t)) for t in extra]
+    return formula_special_token_ids(special_tokens(names, tokenizer.convert_tokens_to_ids), additional)
 
 
 def resolve_head(
@@ -119,23 +120,28 @@ def resolve_head(
 ) -> Dict[str, Any]:
     """Decide the SPLADE head: explicit argument > sentence-transformers config > registry entry > default.
 
-    Returns the values, the folder/id holding the MLM weights, ``zeroed_ids(tokenizer) -> list`` and a provenance
-    record (where each value came from) for the manifest."""
+    Returns the values, the folder/id holding the MLM weights, ``zeroed_ids(tokenizer) -> list`` and a
+    provenance record (where each value came from) for the manifest."""
     from splade_onnx.artifact.registry import lookup
 
     st = read_sparse_encoder(source, revision)
     reg = lookup(source_name or "") or lookup(source)
     prov: Dict[str, Any] = {}
     vals: Dict[str, Any] = {}
-    explicit = {"activation": activation, "pooling": pooling, "query_max_length": query_max_length,
-                "document_max_length": document_max_length}
+    explicit = {
+        "activation": activation,
+        "pooling": pooling,
+        "query_max_length": query_max_length,
+        "document_max_length": document_max_length,
+    }
     for key, val in explicit.items():
         if val is not None:
             vals[key], prov[key] = val, "argument"
         elif st is not None and key in ("activation", "pooling"):
             vals[key], prov[key] = st[key], "sentence-transformers SpladePooling config"
         elif reg is not None:
-            rv = reg[key] if key in reg else reg["max_length"]["query" if key.startswith("query") else "document"]
+            role = "query" if key.startswith("query") else "document"
+            rv = reg[key] if key in reg else reg["max_length"][role]
             vals[key], prov[key] = rv, f"registry:{reg['id']}"
         else:
             vals[key], prov[key] = _DEFAULTS[key], "default"
@@ -143,9 +149,9 @@ def resolve_head(
         vals["document_max_length"] = int(st["max_seq_length"])
         prov["document_max_length"] = "sentence-transformers max_seq_length"
     if vals["activation"] not in ("log1p_relu", "log1p_log1p_relu"):
-        raise ValueError(f"unknown activation {vals['activation']!r} (log1p_relu | log1p_log1p_relu)")
+        raise ExportOptionError(f"unknown activation {vals['activation']!r} (log1p_relu | log1p_log1p_relu)")
     if vals["pooling"] not in ("max", "sum"):
-        raise ValueError(f"unknown pooling {vals['pooling']!r} (max | sum)")
+        raise ExportOptionError(f"unknown pooling {vals['pooling']!r} (max | sum)")
 
     zero = zeroed_token_ids
     if zero is None:
@@ -155,7 +161,7 @@ def resolve_head(
         prov["zeroed_token_ids"] = "argument"
     if isinstance(zero, str):
         if zero != "special":
-            raise ValueError(f"zeroed_token_ids must be a list of ids or 'special', got {zero!r}")
+            raise ExportOptionError(f"zeroed_token_ids must be a list of ids or 'special', got {zero!r}")
         prov["zeroed_rule"] = "special tokens of the tokenizer (OpenSearch)"
 
         def zeroed_ids(tokenizer) -> List[int]:
@@ -167,7 +173,13 @@ def resolve_head(
             return fixed
 
     if st is not None:
-        prov["sentence_transformers"] = {k: st[k] for k in ("st_activation", "pooling", "modules",
-                                                             "embedding_dimension", "model_subfolder")}
-    return dict(vals, model_path=st["model_path"] if st else source, zeroed_ids=zeroed_ids, provenance=prov,
-                registry=reg, sentence_transformers=st)
+        keys = ("st_activation", "pooling", "modules", "embedding_dimension", "model_subfolder")
+        prov["sentence_transformers"] = {k: st[k] for k in keys}
+    return dict(
+        vals,
+        model_path=st["model_path"] if st else source,
+        zeroed_ids=zeroed_ids,
+        provenance=prov,
+        registry=reg,
+        sentence_transformers=st,
+    )
