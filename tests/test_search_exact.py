@@ -238,3 +238,14 @@ def test_blocks_absent_for_small_collections_and_block_size_checked():
     with pytest.raises(ValueError, match="power of two"):
         idx.build_blocks(12)
     assert Path(__file__).name.startswith("test_search")
+
+
+def test_batch_on_threads_equals_one_by_one(real):
+    docs, queries, V = real
+    idx = SparseIndex.from_vectors(jittered(docs, 3000, np.random.default_rng(4)), vocab_size=V)
+    idx.build_blocks(16)
+    one = [idx.search(q, k=10) for q in queries]
+    assert idx.search(list(queries), k=10) == one
+    assert idx.search(tuple(queries), k=10, workers=2) == one
+    with pytest.raises(ValueError, match="workers"):
+        idx.search(list(queries), k=10, workers=0)

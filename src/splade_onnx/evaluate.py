@@ -33,6 +33,7 @@ class EvalResult:
     index_s: float
     search_s: float
     settings: Dict[str, Any] = field(default_factory=dict)
+    hybrid: Dict[str, Any] = field(default_factory=dict)  # evaluate(hybrid="bm25"): fusion, weights, metrics
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -75,9 +76,15 @@ def evaluate(
     dtype: str = "float32",
     run_out: Optional[str] = None,
     progress: bool = True,
+    hybrid: Optional[str] = None,
+    tune_split: str = "train",
 ) -> EvalResult:
     """Encode the corpus and the judged queries with ``model`` (an artifact path or an :class:`Expander`), index,
-    search the top ``k`` exactly and score nDCG@10, RR@10 (MRR@10) and R@100 with ir-measures."""
+    search the top ``k`` exactly and score nDCG@10, RR@10 (MRR@10) and R@100 with ir-measures.
+
+    ``hybrid="bm25"`` also fuses the SPLADE ranking with BM25 (the ``[hybrid]`` extra): fusion method and weight
+    are chosen on ``tune_split`` (never on ``split``; the defaults when the dataset has no such qrels) and the
+    fused run is scored on ``split`` (``EvalResult.hybrid``)."""
     from splade_onnx.encode.expander import Expander
     from splade_onnx.index import SparseIndex
 
@@ -98,10 +105,19 @@ def evaluate(
     if run_out:
         write_trec_run(run, run_out)
     metrics = score_run(data.qrels, run)
+    hyb: Dict[str, Any] = {}
+    if hybrid is not None:
+        from splade_onnx.index.hybrid import evaluate_hybrid
+
+        hyb = evaluate_hybrid(hybrid, dataset_dir, data, run, index,
+                              lambda t: _encode(lambda x: exp.encode_queries(x, max_length=query_max_length), t,
+                                                "tuning queries", progress),
+                              split=split, tune_split=tune_split, k=k)
     return EvalResult(
         dataset=os.path.basename(os.path.normpath(dataset_dir)), split=split, docs=len(data.doc_ids),
         queries=len(data.query_ids), metrics=metrics, encode_docs_s=t1 - t0, encode_queries_s=t2 - t1,
         index_s=t3 - t2, search_s=t4 - t3,
         settings={"doc_max_length": doc_max_length, "query_max_length": query_max_length, "k": k, "dtype": dtype,
                   "model": getattr(exp, "path", str(model))},
+        hybrid=hyb,
     )

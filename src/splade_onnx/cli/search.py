@@ -138,6 +138,9 @@ def add_eval(sub: Any) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "uint8"])
     p.add_argument("--run-out", default=None, help="write the run in TREC format to this file")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--hybrid", choices=["bm25"], default=None,
+                   help="also fuse with BM25 (needs the [hybrid] extra); method and weight chosen on --tune-split")
+    p.add_argument("--tune-split", default="train", help="qrels split that chooses the hybrid fusion (default train)")
     p.set_defaults(func=_cmd_eval)
 
 
@@ -151,7 +154,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     r = evaluate(args.dataset_dir, args.model, split=args.split, doc_max_length=args.doc_max_length,
                  query_max_length=args.query_max_length, k=args.top_k, dtype=args.dtype, run_out=args.run_out,
-                 progress=not args.no_progress and not args.json)
+                 progress=not args.no_progress and not args.json, hybrid=args.hybrid, tune_split=args.tune_split)
     if args.json:
         print(json.dumps(r.to_dict()))
         return 0
@@ -163,4 +166,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
           f"search {r.search_s:.3f}s ({1000 * r.search_s / max(1, r.queries):.2f} ms/query)")
     if args.run_out:
         print(f"  run written to {os.path.abspath(args.run_out)}")
+    if r.hybrid:
+        h, hm = r.hybrid, r.hybrid["metrics"]
+        print(f"  hybrid + {h['with']}: {h['method']} (sparse weight {h['weight']:.2f}, chosen on {h['tuned_on']}): "
+              f"nDCG@10 {hm['nDCG@10']:.4f}   MRR@10 {hm['RR@10']:.4f}   R@100 {hm['R@100']:.4f}   "
+              f"({h['with']} alone nDCG@10 {h['other_metrics']['nDCG@10']:.4f})")
     return 0

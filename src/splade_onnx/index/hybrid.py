@@ -179,3 +179,33 @@ def tune(qrels: Dict[str, Dict[str, int]], query_ids: Sequence[str], sparse_runs
             if nd > best[2] + 1e-12:
                 best = (method, float(w), nd)
     return best
+
+
+def evaluate_hybrid(other: str, dataset_dir: str, data: Any, sparse_run: Dict[str, List[Hit]], index: Any,
+                    encode_queries: Any, *, split: str, tune_split: str, k: int = 100) -> Dict[str, Any]:
+    """``evaluate(hybrid=...)``: BM25 over ``data``'s documents, fusion chosen on ``tune_split``'s queries (SPLADE
+    runs from ``index`` with ``encode_queries``), applied to ``sparse_run`` and scored on ``data.qrels``."""
+    import os
+
+    from splade_onnx.evaluate import load_beir, score_run
+
+    if other != "bm25":
+        raise ValueError(f"hybrid must be 'bm25', got {other!r}")
+    if tune_split == split:
+        raise ValueError(f"the tuning split must differ from the evaluated split ({split!r})")
+    bm = BM25.from_texts(data.doc_texts, data.doc_ids)
+    method, weight = DEFAULT_FUSION
+    tuned_on, tune_ndcg = "defaults (no tuning split)", None
+    if os.path.isfile(os.path.join(dataset_dir, "qrels", f"{tune_split}.tsv")):
+        tdata = load_beir(dataset_dir, tune_split)
+        if tdata.query_ids:
+            tq = encode_queries(tdata.query_texts)
+            t_sparse = [[(str(d), s) for d, s in h] for h in index.search(tq, k=k)]
+            t_other = bm.search(tdata.query_texts, k=k)
+            method, weight, tune_ndcg = tune(tdata.qrels, tdata.query_ids, t_sparse, t_other, k=k)
+            tuned_on = f"{tune_split} ({len(tdata.query_ids)} queries)"
+    other_hits = bm.search(data.query_texts, k=k)
+    other_run = {q: [(str(d), s) for d, s in h] for q, h in zip(data.query_ids, other_hits, strict=True)}
+    fused = {q: fuse(method, sparse_run[q], other_run[q], weight, k) for q in data.query_ids}
+    return {"with": other, "method": method, "weight": weight, "tuned_on": tuned_on, "tune_nDCG@10": tune_ndcg,
+            "metrics": score_run(data.qrels, fused), "other_metrics": score_run(data.qrels, other_run)}

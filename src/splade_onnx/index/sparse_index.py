@@ -448,16 +448,17 @@ class SparseIndex:
 
     # ------------------------------------------------------------------------------------------------ search
     @overload
-    def search(self, queries: Sequence[Any], k: int = 10, *, max_query_terms: Optional[int] = None,
-               accuracy: float = 1.0, exhaustive: bool = False) -> List[List[Hit]]: ...
+    def search(self, queries: Union[List[Any], Tuple[Any, ...]], k: int = 10, *,
+               max_query_terms: Optional[int] = None, accuracy: float = 1.0, exhaustive: bool = False,
+               workers: int = 1) -> List[List[Hit]]: ...
 
     @overload
     def search(self, queries: Any, k: int = 10, *, max_query_terms: Optional[int] = None,
-               accuracy: float = 1.0, exhaustive: bool = False) -> List[Hit]: ...
+               accuracy: float = 1.0, exhaustive: bool = False, workers: int = 1) -> List[Hit]: ...
 
     def search(
         self, queries: Any, k: int = 10, *, max_query_terms: Optional[int] = None, accuracy: float = 1.0,
-        exhaustive: bool = False,
+        exhaustive: bool = False, workers: int = 1,
     ) -> Union[List[Hit], List[List[Hit]]]:
         """Exact top-``k`` documents by dot product: ``[(doc_id, score), ...]`` best first, ties by insertion order.
 
@@ -466,21 +467,33 @@ class SparseIndex:
         is scored only while ``accuracy * its upper bound`` reaches the current k-th best score, so lower values
         skip more blocks (faster, some top-k documents may be missed). ``exhaustive=True`` scores every posting of
         the query's terms (the reference path; same results as the default exact search). ``max_query_terms`` keeps
-        only the heaviest query terms (approximate).
+        only the heaviest query terms (approximate). ``workers > 1`` searches a batch on that many threads (numpy
+        releases the GIL in part of the scoring; results are the same, in query order).
         """
         if not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be a positive int, got {k!r}")
         if not isinstance(accuracy, (int, float)) or not 0 < accuracy <= 1:
             raise ValueError(f"accuracy must be in (0, 1], got {accuracy!r}")
+        if not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers must be a positive int, got {workers!r}")
         single = not isinstance(queries, (list, tuple))
         qs = [queries] if single else list(queries)
-        out = [self._search_one(q, int(k), max_query_terms, float(accuracy), exhaustive) for q in qs]
+        self._block_index()  # built (if due) once, before any thread needs it
+        if workers > 1 and len(qs) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=int(workers)) as pool:
+                out = list(pool.map(lambda q: self._search_one(q, int(k), max_query_terms, float(accuracy),
+                                                               exhaustive), qs))
+        else:
+            out = [self._search_one(q, int(k), max_query_terms, float(accuracy), exhaustive) for q in qs]
         return out[0] if single else out
 
     def search_stats(self, query: Any, k: int = 10, *, accuracy: float = 1.0) -> Dict[str, int]:
         """How the (pruned) search of one query went: ``blocks`` (0 when no block structure is in use),
-        ``blocks_scored`` and ``rounds``."""
-        stats: Dict[str, int] = {"blocks": 0, "blocks_scored": 0, "rounds": 0}
+        ``blocks_scored``, ``rounds`` and ``gave_up`` (1 when the bounds could not prune and the exhaustive scan
+        ran instead)."""
+        stats: Dict[str, int] = {"blocks": 0, "blocks_scored": 0, "rounds": 0, "gave_up": 0}
         self._search_one(query, int(k), None, float(accuracy), False, stats)
         return stats
 
@@ -510,6 +523,8 @@ class SparseIndex:
                                     self._alive if self._n_removed else None, (seed_o, seed_s), accuracy=accuracy)
         if stats is not None:
             stats.update(info)
+        if ords is None:  # the bounds cannot prune this query: the exhaustive scan is cheaper
+            return self._top(self._score_one(terms, qw, n), k)
         order = np.lexsort((ords, -scores))[:k]  # best first, ties by insertion order
         ids = self._ids
         return [(ids[int(ords[i])], float(scores[i])) for i in order]
