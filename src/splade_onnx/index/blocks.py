@@ -218,9 +218,14 @@ class BlockMax:
 
     def search(self, terms: np.ndarray, qw: np.ndarray, k: int, docs: np.ndarray, weights: np.ndarray,
                dequant: Optional[float], alive: Optional[np.ndarray], seed: Tuple[np.ndarray, np.ndarray],
-               accuracy: float = 1.0, first: int = 16, grow: int = 4) -> Tuple[np.ndarray, np.ndarray, Dict[str, int]]:
+               accuracy: float = 1.0, first: int = 16, grow: int = 4, give_up: float = 0.25,
+               ) -> Tuple[Optional[np.ndarray], np.ndarray, Dict[str, int]]:
         """Top-k candidates (ordinals, scores; unordered, a superset of the top k with ties kept) over this
-        structure's documents, merged with ``seed`` (candidates scored elsewhere, e.g. newer segments)."""
+        structure's documents, merged with ``seed`` (candidates scored elsewhere, e.g. newer segments).
+
+        Exact mode gives up (returns ``None`` ordinals) when, after the first round, more than ``give_up`` of the
+        blocks can still reach the threshold: the bounds are too loose for this query (documents in an order
+        where blocks are not coherent) and the caller's exhaustive scan is cheaper."""
         ub = self.bounds(terms, qw)
         cand = np.flatnonzero(ub > 0)
         ords, scores = seed
@@ -253,7 +258,11 @@ class BlockMax:
             rounds += 1
             cand = rest
             batch *= grow
-        return ords, scores, {"blocks": int(self.n_blocks), "blocks_scored": done, "rounds": rounds}
+            if rounds == 1 and accuracy >= 1 and give_up < 1 and theta > 0:
+                if np.count_nonzero(ub[cand] >= theta) > give_up * self.n_blocks:
+                    return None, scores, {"blocks": int(self.n_blocks), "blocks_scored": done, "rounds": rounds,
+                                          "gave_up": 1}
+        return ords, scores, {"blocks": int(self.n_blocks), "blocks_scored": done, "rounds": rounds, "gave_up": 0}
 
 
 def _kth(scores: np.ndarray, k: int) -> float:
