@@ -51,7 +51,7 @@ import uvicorn
 from splade_onnx import Expander
 
 warnings.simplefilter("ignore")
-e = Expander(sys.argv[1])
+e = Expander(sys.argv[1], threads=int(sys.argv[3]) if len(sys.argv) > 3 else None)
 ML = e.manifest.max_length
 
 async def embed(request):
@@ -317,7 +317,8 @@ def markdown(res: Dict[str, Any]) -> str:
         "",
         f"Command: `{res['command']}`  ",
         f"Model: {res['model']}; machine: {res['cpu']}, "
-        f"{os.cpu_count()} cores shared with other work (load average at start {res['loadavg_start']}); "
+        f"{os.cpu_count()} cores shared with other work (load average at start {res['loadavg_start']:.1f}); "
+        f"onnxruntime intra-op threads: {res.get('threads') or 'its default'} (all three contestants); "
         "client: stdlib http.client, a thread and a keep-alive connection per client, on the same machine; "
         "one text per request.",
         "",
@@ -375,6 +376,12 @@ def main() -> int:
     ap.add_argument("--docs", type=int, default=96)
     ap.add_argument("--out", default=RESULTS)
     ap.add_argument("--no-lambda", action="store_true")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="onnxruntime intra-op threads, the same for all three contestants (default: its choice)",
+    )
     ap.add_argument("--render", action="store_true", help="only rewrite serve.md and serve.png from serve.json")
     args = ap.parse_args()
     if args.render:
@@ -388,7 +395,8 @@ def main() -> int:
     sys.path.insert(0, os.path.join(REPO, "src"))
     from splade_onnx import Expander
 
-    e = Expander(args.model)
+    e = Expander(args.model, threads=args.threads)
+    th = ["--threads", str(args.threads)] if args.threads else []
     ml = e.manifest.max_length
     qs, ds = load_texts(args.queries, args.docs)
     refs = dict(zip(qs, e.expand(qs, max_length=ml["query"]), strict=False))
@@ -398,11 +406,13 @@ def main() -> int:
     os.makedirs(logs, exist_ok=True)
     p_serve, p_naive = free_port(), free_port()
     serve = start(
-        [sys.executable, "-m", "splade_onnx", "serve", args.model, "--port", str(p_serve)],
+        [sys.executable, "-m", "splade_onnx", "serve", args.model, "--port", str(p_serve), *th],
         p_serve,
         os.path.join(logs, "serve.log"),
     )
-    naive = start([sys.executable, "-c", NAIVE_APP, args.model, str(p_naive)], p_naive, os.path.join(logs, "naive.log"))
+    naive = start(
+        [sys.executable, "-c", NAIVE_APP, args.model, str(p_naive), *th[1:]], p_naive, os.path.join(logs, "naive.log")
+    )
     u_serve, u_naive = f"http://127.0.0.1:{p_serve}", f"http://127.0.0.1:{p_naive}"
     cpu = platform.processor() or platform.machine()
     try:
@@ -416,6 +426,7 @@ def main() -> int:
         "model": e.manifest.source,
         "cpu": cpu,
         "loadavg_start": os.getloadavg()[0],
+        "threads": args.threads,
         "levels": {"queries": [], "documents": []},
         "tei": "not run: text-embeddings-inference is a Rust server with no PyPI build (pip finds no "
         "distribution) and needs Docker or a Rust toolchain to build, neither present here",
