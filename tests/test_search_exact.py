@@ -86,8 +86,8 @@ def test_real_vectors_pruned_equals_brute_force_and_exhaustive(real, dtype):
             same(hits, brute(D, ids, alive, q, k))
         st_ = idx.search_stats(q, k=10)
         assert st_["blocks"] == (len(coll) + 15) // 16
-        pruned_somewhere |= st_["blocks_scored"] < st_["blocks"] // 2
-    assert pruned_somewhere  # the bounds do prune on real queries
+        pruned_somewhere |= not st_["gave_up"] and st_["blocks_scored"] < st_["blocks"] // 2
+    assert pruned_somewhere  # the bounds do prune on real queries (some duplicated documents, coherent blocks)
 
 
 def test_adversarial_ties_one_term_frequent_empty_and_large_k():
@@ -196,7 +196,8 @@ def test_approximate_knob_is_monotone_and_exact_at_one(real):
     assert idx.search(list(queries), k=10, accuracy=1.0) == exact
     scored = []
     for acc in (1.0, 0.8, 0.5, 0.2):
-        scored.append(sum(idx.search_stats(q, 10, accuracy=acc)["blocks_scored"] for q in queries))
+        stats = [idx.search_stats(q, 10, accuracy=acc) for q in queries]
+        scored.append(sum(s["blocks"] if s["gave_up"] else s["blocks_scored"] for s in stats))  # gave up: all
         approx = idx.search(list(queries), k=10, accuracy=acc)
         for a, e in zip(approx, exact, strict=False):  # approximate hits are real documents with their exact scores
             assert [s for _, s in a] == sorted((s for _, s in a), reverse=True)
