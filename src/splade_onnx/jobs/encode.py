@@ -240,8 +240,8 @@ def _encode_ray(work: Iterator[ShardWork], o: _Opts, on_docs: Callable[[int], No
             ds = ray.data.from_arrow(blocks)
             out = add_splade_columns(ds, o.model, role=o.role, prune=o.prune, batch_size=o.batch_size,
                                      max_length=o.max_length, concurrency=cpus, map_batch_size=step)
-            res = pa.concat_tables(ray.get(out.select_columns(["shard", "pos", "indices", "values"])
-                                           .to_arrow_refs()))
+            # the actors' output as is: a further operator (select_columns) would wait for CPUs the pool holds
+            res = pa.concat_tables(ray.get(out.to_arrow_refs()))
             yield from _regroup(wave, res.column("shard").to_pylist(), res.column("pos").to_pylist(),
                                 res.column("indices"), res.column("values"), "ray")
             on_docs(table.num_rows)
