@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 python -m pip install -q -U pip 2>&1 | grep -v "^WARNING: Location" || true
 # The CPU build of torch (a bare `torch` would pull a multi-GB CUDA build).
 python -m pip install -q "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" || true
-python -m pip install -q -e ".[export,eval,fuse,payloads,bench,test,opensearch,elasticsearch,qdrant]" 2>&1 | grep -v "^WARNING: Location" || true
+python -m pip install -q -e ".[export,eval,fuse,payloads,bench,test,opensearch,elasticsearch,qdrant,hybrid]" 2>&1 | grep -v "^WARNING: Location" || true
 # Anserini's fat jar (Lucene, for tests/test_engines_anserini.py and benchmarks/anserini_agreement.py): the pyserini
 # 1.6.0 source distribution on PyPI carries anserini-1.7.1-fatjar.jar. Fetched once; any failure stops this script.
 ANSERINI_JAR=.cache/anserini/anserini-1.7.1-fatjar.jar
