@@ -14,18 +14,20 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from splade_onnx.errors import IndexFileError
-from splade_onnx.index.sparse_index import SparseIndex
+
+# SparseIndex comes in as ``cls`` (these functions back SparseIndex.from_parquet / .merge); importing it here would
+# make a cycle with splade_onnx.index.sparse_index
+SparseIndex = Any
 
 
 def _manifest(folder: str) -> Optional[Dict[str, Any]]:
-    from splade_onnx.io.parquet import read_json
-    from splade_onnx.jobs.encode import FORMAT, MANIFEST_NAME
+    from splade_onnx.io.parquet import MANIFEST_NAME, VECTORS_FORMAT, read_json
 
     p = os.path.join(folder, MANIFEST_NAME)
     if not os.path.isfile(p):
         return None
     man = read_json(p)
-    if man.get("format") != FORMAT:
+    if man.get("format") != VECTORS_FORMAT:
         raise IndexFileError("not a splade-onnx vectors manifest", p)
     return man
 
@@ -132,8 +134,8 @@ def merge(cls: type, indexes: Sequence[SparseIndex], *, dtype: Optional[str] = N
     if not indexes:
         raise ValueError("merge needs at least one index")
     for j, ix in enumerate(indexes):
-        if not isinstance(ix, SparseIndex):
-            raise TypeError(f"index {j} is a {type(ix).__name__}, not a SparseIndex")
+        if not isinstance(ix, cls):
+            raise TypeError(f"index {j} is a {type(ix).__name__}, not a {cls.__name__}")
     first = indexes[0]
     for j, ix in enumerate(indexes[1:], 1):
         if ix.vocab_size != first.vocab_size:

@@ -23,6 +23,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 DocId = Union[str, int]
 ID_TYPES = ("int64", "string")
+# the folder layout of `splade-onnx encode` output (written by jobs.encode, read by index.shards)
+MANIFEST_NAME = "manifest.json"
+VOCAB_NAME = "vocab.json"
+VECTORS_FORMAT = "splade-onnx-vectors"
 
 
 def import_pyarrow(what: str = "Parquet shards") -> Any:
@@ -184,5 +188,6 @@ def read_json(path: str) -> Dict[str, Any]:
     return obj
 
 
-__all__ = ["Shard", "shard_table", "write_shard", "read_shard", "list_parquet", "write_atomic",
-           "write_json_atomic", "read_json", "sha256_file", "fsync_dir", "import_pyarrow"]
+__all__ = ["MANIFEST_NAME", "VOCAB_NAME", "VECTORS_FORMAT", "Shard", "shard_table", "write_shard", "read_shard",
+           "list_parquet", "write_atomic", "write_json_atomic", "read_json", "sha256_file", "fsync_dir",
+           "import_pyarrow"]

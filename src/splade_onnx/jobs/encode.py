@@ -28,6 +28,9 @@ from splade_onnx.engines import check_role, encode_texts, vectors_to_arrow
 from splade_onnx.errors import InputFileError, SpladeOnnxError
 from splade_onnx.io.corpus import iter_documents
 from splade_onnx.io.parquet import (
+    MANIFEST_NAME,
+    VECTORS_FORMAT,
+    VOCAB_NAME,
     read_json,
     shard_table,
     write_json_atomic,
@@ -38,9 +41,7 @@ from splade_onnx.vectors import SparseVector
 log = logging.getLogger("splade_onnx")
 
 DocId = Union[str, int]
-MANIFEST_NAME = "manifest.json"
-VOCAB_NAME = "vocab.json"
-FORMAT = "splade-onnx-vectors"
+FORMAT = VECTORS_FORMAT
 FORMAT_VERSION = 1
 ENGINES = ("local", "spark", "ray")
 # what must be equal for a rerun to resume the job recorded in OUT
