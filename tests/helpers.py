@@ -7,7 +7,9 @@ import shutil
 import torch
 
 
-def make_random_checkpoint(dest: str, config, tokenizer_src: str, *, seed: int = 0, head_bias_shift: float = 0.0) -> str:
+def make_random_checkpoint(
+    dest: str, config, tokenizer_src: str, *, seed: int = 0, head_bias_shift: float = 0.0
+) -> str:
     """Save a random-init ``AutoModelForMaskedLM`` for ``config`` plus a tokenizer copied from ``tokenizer_src``."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer
 

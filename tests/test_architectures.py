@@ -11,16 +11,16 @@ import json
 import os
 import shutil
 
+import model_configs as mc
 import numpy as np
 import pytest
-
-import model_configs as mc
 from conftest import doc_text, read_jsonl
 from helpers import make_random_checkpoint
-from splade_onnx import Expander
-from splade_onnx.artifact.manifest import Manifest
 from splade_onnx_export import export, splade_reference
 from test_parity import assert_parity
+
+from splade_onnx import Expander
+from splade_onnx.artifact.manifest import Manifest
 
 
 def _reference(ckpt, texts, max_length, batch_size=8, **kw):
@@ -141,7 +141,7 @@ def test_activation_pooling_grid_on_splade_tiny(activation, pooling, tiny_checkp
         vecs = Expander(str(tmp_path / "art"), batch_size=3).expand(texts, max_length=256)
     assert_parity(vecs, ref, tol=1e-4 if pooling == "max" else 1e-4 * 256)
     if pooling == "sum":  # sum pooling grows with length; the relative error is what 1e-4 bounds
-        for v, r in zip(vecs, ref):
+        for v, r in zip(vecs, ref, strict=True):
             d = v.to_dense(ref.shape[1])
             assert np.max(np.abs(d - r)) <= 1e-4 * max(1.0, float(r.max()))
 

@@ -9,12 +9,12 @@ import sys
 
 import numpy as np
 import pytest
+from splade_onnx_export import splade_reference
+from test_parity import assert_parity
 
 from splade_onnx import Expander
 from splade_onnx.artifact.manifest import Manifest
 from splade_onnx.build.formula import PARITY_TEXTS
-from splade_onnx_export import splade_reference
-from test_parity import assert_parity
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,8 @@ def logits_onnx(tiny_checkpoint, tmp_path_factory):
 
 def _run_clean(code: str) -> str:
     """Run code in a fresh interpreter; fail if torch or transformers got imported."""
-    code += "\nimport sys\nbad=[m for m in ('torch','transformers','optimum') if m in sys.modules]\nassert not bad, bad\n"
+    code += "\nimport sys\nbad=[m for m in ('torch','transformers','optimum') if m in sys.modules]"
+    code += "\nassert not bad, bad\n"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
@@ -79,7 +80,7 @@ def test_fuse_cli_torch_free_parity(logits_onnx, tiny_checkpoint, tiny_torch, ti
     if pooling == "max":
         assert_parity(vecs, ref)
     else:  # sum over up to 256 tokens: bound the error relative to the weights' scale
-        for v, r in zip(vecs, ref):
+        for v, r in zip(vecs, ref, strict=True):
             assert np.max(np.abs(v.to_dense(30522) - r)) <= 1e-4 * max(1.0, float(r.max()))
 
 
@@ -145,7 +146,7 @@ def test_hub_offline_cache_and_read_only(tiny_artifact, tmp_path, monkeypatch):
         assert np.array_equal(e2.expand("what is splade?").indices, v.indices)
         assert _tree(cache) == before, "the hub cache was written to"
     finally:
-        for d, dirs, fs in os.walk(cache):
+        for d, _dirs, _files in os.walk(cache):
             os.chmod(d, 0o755)
 
 

@@ -22,7 +22,7 @@ def cpu(tiny_artifact):
 
 def _close(a, b, atol):
     assert len(a) == len(b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         dx, dy = x.to_dense(30522), y.to_dense(30522)
         assert np.max(np.abs(dx - dy)) <= atol
 
@@ -69,7 +69,7 @@ def test_fp16_graph_runs_on_cpu_with_float32_io(fp16_artifact, cpu):
     e = Expander(path)
     got = e.expand(TEXTS, max_length=128)
     ref = cpu.expand(TEXTS, max_length=128)
-    for g, r in zip(got, ref):
+    for g, r in zip(got, ref, strict=True):
         assert g.values.dtype == np.float32
         top_g = [t for t, _ in e.decode(g, 5)]
         top_r = [t for t, _ in cpu.decode(r, 5)]

@@ -52,7 +52,7 @@ def test_int8_vectors_close_to_fp32(int8_artifact, tiny_artifact, scifact_texts)
     fa = _dense(a.encode_documents(texts), a.vocab_size)
     fb = _dense(b.encode_documents(texts), b.vocab_size)
     overlaps, jacc = [], []
-    for x, y in zip(fa, fb):
+    for x, y in zip(fa, fb, strict=True):
         k = min(10, int(np.count_nonzero(x)))
         overlaps.append(len(set(np.argsort(-x)[:k]) & set(np.argsort(-y)[:k])) / max(k, 1))
         jacc.append(np.count_nonzero((x > 0) & (y > 0)) / max(1, np.count_nonzero((x > 0) | (y > 0))))
@@ -85,7 +85,6 @@ def test_smoothing_is_exact_in_fp32(tiny_token_major_artifact, scifact_texts, tm
     """The graph quantize_int8 quantises, smoothed (scaled / centred inputs, compensated in weights, layer norms and
     biases) but not yet quantised, computes what the fp32 graph does on real text it was not calibrated on."""
     import onnx
-
     from splade_onnx_export.smoothing import smooth_activations
 
     src = f"{tiny_token_major_artifact}/model.onnx"
@@ -156,6 +155,6 @@ def test_budget_does_not_change_vectors(tiny_artifact, scifact_texts):
     texts = scifact_texts[::20]
     one_row = Expander(tiny_artifact, logits_budget_mb=1)  # 1 text per run
     big = Expander(tiny_artifact, logits_budget_mb=4096)  # whole batch in one run
-    for x, y in zip(one_row.encode_documents(texts), big.encode_documents(texts)):
+    for x, y in zip(one_row.encode_documents(texts), big.encode_documents(texts), strict=True):
         np.testing.assert_array_equal(x.indices, y.indices)
         np.testing.assert_allclose(x.values, y.values, atol=1e-5)

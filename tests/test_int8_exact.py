@@ -7,10 +7,9 @@ import warnings
 
 import numpy as np
 import pytest
+from test_parity import assert_parity
 
 from splade_onnx import Expander, Manifest
-
-from test_parity import assert_parity
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +48,7 @@ def test_same_weights_as_fp32_on_scifact(exact_artifact, tiny_artifact, scifact_
         b = exact.expand(scifact_texts, max_length=256)
     assert_parity(b, scifact_reference)
     worst = 0.0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x.indices, y.indices)
         worst = max(worst, float(np.max(np.abs(x.values - y.values), initial=0.0)))
     assert worst <= 1e-5

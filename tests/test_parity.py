@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from splade_onnx_export import export, splade_reference
 
 from splade_onnx import Expander
-from splade_onnx_export import export, splade_reference
 
 TOL = 1e-4
 # A logit within float rounding of 0 can land on either side of relu in two GEMM implementations (seen: 1 entry in
@@ -94,9 +94,8 @@ def test_padding_never_wins(tiny_artifact):
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert"])
 def test_random_init_architectures_export_with_parity(kind, tiny_checkpoint, tmp_path, scifact_texts):
-    from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, DistilBertConfig
-
     from helpers import make_random_checkpoint
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, DistilBertConfig
 
     if kind == "bert":
         cfg = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import doc_text, read_jsonl
 from tokenizers import Tokenizer
 
-from conftest import doc_text, read_jsonl
 from splade_onnx.encode.expander import TruncatingTokenizer
 
 
@@ -25,7 +25,7 @@ def test_view_matches_tokenizers_truncation(tiny_artifact, texts, max_length):
     view = TruncatingTokenizer(shared, max_length)
     got, want = view.encode_batch(texts), ref.encode_batch(texts)
     n_cut = 0
-    for g, w in zip(got, want):
+    for g, w in zip(got, want, strict=True):
         assert g.ids == w.ids and g.type_ids == w.type_ids and g.attention_mask == w.attention_mask
         assert g.special_tokens_mask == w.special_tokens_mask
         assert bool(g.overflowing) == bool(w.overflowing)
