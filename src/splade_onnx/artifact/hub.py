@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-from splade_onnx.errors import ArtifactError
 from splade_onnx.artifact.manifest import MANIFEST_NAME, MODEL_NAME, TOKENIZER_NAME
+from splade_onnx.errors import ArtifactError
 
 ARTIFACT_PATTERNS = [MANIFEST_NAME, MODEL_NAME, TOKENIZER_NAME, "*.onnx_data", "*.json"]
 # A repo that publishes only an MLM-logits ONNX (e.g. prithivida/Splade_PP_en_v1's onnx/model.onnx) is fused on the fly.
@@ -41,7 +41,8 @@ def fuse_snapshot(snapshot: str, repo_id: str) -> str:
     if os.path.isfile(os.path.join(out, MANIFEST_NAME)):
         return out
     try:
-        from splade_onnx.build.fuse import fuse, read_model_max_length
+        from splade_onnx.build.formula import read_model_window
+        from splade_onnx.build.fuse import fuse
     except ImportError as e:  # pragma: no cover
         raise ArtifactError("this repo holds only an MLM-logits ONNX; fusing it needs the onnx package: "
                             "pip install 'splade-onnx[fuse]'", snapshot) from e
@@ -54,7 +55,7 @@ def fuse_snapshot(snapshot: str, repo_id: str) -> str:
         logits, out, tokenizer=snapshot, activation=act, pooling=pool,
         zeroed_token_ids="special" if reg.get("zero_special_tokens") else (),
         query_max_length=int(lengths.get("query", 64)), document_max_length=int(lengths.get("document", 256)),
-        model_max_length=reg.get("max_length", {}).get("model") or read_model_max_length(snapshot),
+        model_max_length=reg.get("max_length", {}).get("model") or read_model_window(snapshot),
         overwrite=True, source_name=f"{repo_id}@{rev}", architecture=reg.get("architecture"),
     )
     return out

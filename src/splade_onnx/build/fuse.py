@@ -56,7 +56,6 @@ GRAPH_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 REFERENCE = "the source logits ONNX run by onnxruntime + numpy log1p(relu) masked pooling"
 
 # The name the command line and the hub path import (the window of a checkpoint or tokenizer folder).
-read_model_max_length = read_model_window
 
 
 def _import_onnx() -> Any:
@@ -424,4 +423,4 @@ def _parity_record(
     }
 
 
-__all__ = ["fuse", "append_splade_head", "read_model_max_length", "EXTERNAL_DATA_THRESHOLD"]
+__all__ = ["fuse", "append_splade_head", "EXTERNAL_DATA_THRESHOLD"]

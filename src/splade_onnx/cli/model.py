@@ -132,7 +132,8 @@ def _add_fuse(sub: Any) -> None:
 
 def _cmd_fuse(args: argparse.Namespace) -> int:
     try:
-        from splade_onnx.build.fuse import fuse, read_model_max_length
+        from splade_onnx.build.formula import read_model_window
+        from splade_onnx.build.fuse import fuse
     except ImportError as e:  # pragma: no cover - fuse imports onnx lazily
         raise MissingExtraError("fuse", "fuse", e) from e
 
@@ -141,7 +142,7 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
         args.mlm_onnx, args.out_dir, tokenizer=args.tokenizer, activation=args.activation, pooling=args.pooling,
         zeroed_token_ids="special" if args.zero_special_tokens else (), query_max_length=args.query_max_length,
         document_max_length=args.doc_max_length,
-        model_max_length=args.model_max_length or read_model_max_length(folder), tolerance=args.tolerance,
+        model_max_length=args.model_max_length or read_model_window(folder), tolerance=args.tolerance,
         overwrite=args.overwrite,
     )
     if args.json:
