@@ -6,18 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from splade_onnx.errors import ExportError
+from splade_onnx.errors import ExportOptionError
 
 from .fp16 import FP16_TOLERANCE
 
 QUANTIZE_CHOICES = ("int8", "int8-exact")
 PRECISION_CHOICES = ("fp32", "fp16")
 HEAD_LAYOUT_CHOICES = ("token-major", "vocab-major")
-
-
-class ExportOptionError(ExportError, ValueError):
-    """``export`` was given an unknown option value, or options that do not go together; nothing was
-    written."""
 
 
 @dataclass(frozen=True)

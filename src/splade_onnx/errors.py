@@ -1,7 +1,7 @@
 """Exceptions raised by splade-onnx. Every message names the file or position at fault and what to do."""
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 
 class SpladeOnnxError(Exception):
@@ -78,3 +78,19 @@ class ExportParityError(ExportError):
 
 class FuseError(SpladeOnnxError, RuntimeError):
     """``fuse`` cannot append the SPLADE head to the given ONNX graph, or the result fails its check."""
+
+
+class ExportOptionError(ExportError, ValueError):
+    """``export`` was given an unknown option value, or options that do not go together; nothing was written."""
+
+
+class BulkLoadError(SpladeOnnxError, RuntimeError):
+    """A bulk load finished with documents the engine refused. ``.failed`` maps each refused id to the
+    engine's reason; ``.loaded`` counts the documents it accepted (every other document of the call)."""
+
+    def __init__(self, engine: str, failed: Dict[str, str], loaded: int) -> None:
+        self.failed = dict(failed)
+        self.loaded = int(loaded)
+        shown = ", ".join(f"{i!r} ({r})" for i, r in list(self.failed.items())[:10])
+        more = f" and {len(self.failed) - 10} more" if len(self.failed) > 10 else ""
+        super().__init__(f"{engine} refused {len(self.failed)} document(s) ({self.loaded} loaded): {shown}{more}")

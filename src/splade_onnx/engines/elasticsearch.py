@@ -27,7 +27,8 @@ from __future__ import annotations
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from splade_onnx.engines.opensearch import failed_items
-from splade_onnx.io.payloads import BulkLoadError, Vocab, elasticsearch_document, elasticsearch_query, zip_records
+from splade_onnx.errors import BulkLoadError
+from splade_onnx.io.payloads import Vocab, elasticsearch_document, elasticsearch_query, zip_records
 from splade_onnx.vectors import SparseVector
 
 DEFAULT_FIELD = "splade"

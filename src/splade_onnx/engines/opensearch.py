@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from splade_onnx.io.payloads import BulkLoadError, Vocab, opensearch_document, opensearch_query, zip_records
+from splade_onnx.errors import BulkLoadError
+from splade_onnx.io.payloads import Vocab, opensearch_document, opensearch_query, zip_records
 from splade_onnx.vectors import SparseVector
 
 DEFAULT_FIELD = "passage_embedding"

@@ -27,7 +27,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 
 import numpy as np
 
-from splade_onnx.errors import SpladeOnnxError
+from splade_onnx.errors import BulkLoadError as BulkLoadError  # re-exported: raised by the bulk loaders
 from splade_onnx.vectors import SparseVector
 
 Vocab = Union[Sequence[str], Any]  # a list of tokens by id, or an Expander (anything with .vocab)
@@ -139,18 +139,6 @@ def zip_records(
         raise ValueError(f"more vectors than the {n} ids: ids and vectors must have the same length")
     if it_texts is not None and next(it_texts, None) is not None:
         raise ValueError(f"more texts than the {n} ids: ids and texts must have the same length")
-
-
-class BulkLoadError(SpladeOnnxError, RuntimeError):
-    """A bulk load finished with documents the engine refused. ``.failed`` maps each refused id to the
-    engine's reason; ``.loaded`` counts the documents it accepted (every other document of the call)."""
-
-    def __init__(self, engine: str, failed: Dict[str, str], loaded: int) -> None:
-        self.failed = dict(failed)
-        self.loaded = int(loaded)
-        shown = ", ".join(f"{i!r} ({r})" for i, r in list(self.failed.items())[:10])
-        more = f" and {len(self.failed) - 10} more" if len(self.failed) > 10 else ""
-        super().__init__(f"{engine} refused {len(self.failed)} document(s) ({self.loaded} loaded): {shown}{more}")
 
 
 # ------------------------------------------------------------------------------------------------------ OpenSearch
