@@ -9,6 +9,7 @@ pool's start, since Ray Data starts a new pool per dataset execution.
     nice -n 10 python benchmarks/engines_bench.py --docs 2000 --reps 2
     # -> benchmarks/results/engines.json, engines.md (and the sizing table for docs/at-scale.md)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,7 @@ def same_vectors(table, ref, ids) -> float:
     worst = 0.0
     got_ids = table.column("id").to_pylist()
     assert sorted(got_ids) == sorted(ids), "ids lost or duplicated"
-    for d, i, v in zip(got_ids, table.column("indices").to_pylist(), table.column("values").to_pylist(),
-                       strict=True):
+    for d, i, v in zip(got_ids, table.column("indices").to_pylist(), table.column("values").to_pylist(), strict=True):
         r = ref[pos[d]]
         if not np.array_equal(np.asarray(i, np.int32), r.indices):
             raise AssertionError(f"indices differ for {d}")
@@ -87,8 +87,12 @@ def main() -> int:
     from splade_onnx.engines.spark import add_splade_columns as spark_cols
 
     t = time.perf_counter()
-    spark = (SparkSession.builder.master(f"local[{W}]").config("spark.ui.enabled", "false")
-             .config("spark.driver.memory", "1g").getOrCreate())
+    spark = (
+        SparkSession.builder.master(f"local[{W}]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.driver.memory", "1g")
+        .getOrCreate()
+    )
     spark.sparkContext.setLogLevel("ERROR")
     startup["spark: SparkSession"] = time.perf_counter() - t
     df_all = spark.createDataFrame(docs, "id string, text string").repartition(W * 2).cache()
@@ -112,8 +116,7 @@ def main() -> int:
 
     def ray_run(rows):
         step = 128 if len(rows) > 512 else 32
-        ds = ray.data.from_items([{"id": d, "text": x} for d, x in rows],
-                                 override_num_blocks=max(1, len(rows) // step))
+        ds = ray.data.from_items([{"id": d, "text": x} for d, x in rows], override_num_blocks=max(1, len(rows) // step))
         out = ray_cols(ds, args.model, max_length=L, concurrency=W, num_cpus=1, map_batch_size=step)
         t0 = time.perf_counter()
         parts, first = [], None
@@ -141,7 +144,7 @@ def main() -> int:
         t = time.perf_counter()
         vecs = []
         for i in range(0, len(texts), 1024):
-            vecs.extend(exp.encode_documents(texts[i:i + 1024], max_length=L))
+            vecs.extend(exp.encode_documents(texts[i : i + 1024], max_length=L))
         rec["in-process"] = len(texts) / (time.perf_counter() - t)
         ref = ref or vecs
         t = time.perf_counter()
@@ -172,44 +175,62 @@ def main() -> int:
             per_core[f"{label} {prec}"] = statistics.median(vals) / bench["machine"]["cpus"]
     eff = min(1.0, med["spark/in-process"], med["ray/in-process"])
     result = {
-        "date": time.strftime("%Y-%m-%d"), "command": "nice -n 10 python benchmarks/engines_bench.py " +
-        " ".join(sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "nice -n 10 python benchmarks/engines_bench.py " + " ".join(sys.argv[1:]),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "load_avg_at_end": os.getloadavg()},
-        "docs": len(docs), "max_length": L, "workers": W, "model": os.path.basename(args.model.rstrip("/")),
-        "startup_s": startup, "reps": reps, "median": med,
-        "per_core_docs_per_s": per_core, "engine_efficiency_used": eff,
+        "docs": len(docs),
+        "max_length": L,
+        "workers": W,
+        "model": os.path.basename(args.model.rstrip("/")),
+        "startup_s": startup,
+        "reps": reps,
+        "median": med,
+        "per_core_docs_per_s": per_core,
+        "engine_efficiency_used": eff,
         "per_core_source": "benchmarks/results/bench.json (in-process splade-onnx, batch 32, 256 tokens, median of "
-                           "reps / cpus)",
+        "reps / cpus)",
     }
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    lines = [f"Run {result['date']}, {len(docs)} SciFact docs at {L} tokens, {W} cores, {args.reps} repetition(s) "
-             f"interleaved, medians. Command: `{result['command']}`", "",
-             "| path | docs/s | vs in-process | max abs diff vs expand |", "|---|---|---|---|",
-             f"| in-process expand ({W} threads) | {med['in-process']:.1f} | 1.00 | 0 |",
-             f"| Spark local[{W}] mapInArrow | {med['spark']:.1f} | {med['spark/in-process']:.2f} | "
-             f"{med['spark_max_abs_diff']:.1e} |",
-             f"| Ray Data, {W} actors (after the first batch) | {med['ray']:.1f} | {med['ray/in-process']:.2f} | "
-             f"{med['ray_max_abs_diff']:.1e} |",
-             f"| Ray Data, {W} actors, end to end (actor pool start included) | {med['ray end-to-end']:.1f} | "
-             f"{med['ray end-to-end/in-process']:.2f} | |", "",
-             "Per repetition (spark/in-process, ray/in-process, ray end-to-end/in-process): " + "; ".join(
-                 f"{x['spark/in-process']:.2f}, {x['ray/in-process']:.2f}, {x['ray end-to-end/in-process']:.2f}"
-                 for x in reps), "",
-             f"Ray's first output batch came {med['ray first batch s']:.1f} s after the start (actor pool start + "
-             "model load + one batch).", "",
-             "Start-up (s): " + "; ".join(f"{k} {v:.1f}" for k, v in startup.items()), "",
-             "### Sizing (per-core docs/s from benchmarks/results/bench.json, engine efficiency "
-             f"{eff:.2f} from this run)", "",
-             "| model | docs/s per core | core-hours 1M | core-hours 8.8M | core-hours 100M | "
-             "workers for 8.8M in 24 h | workers for 100M in 24 h |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Run {result['date']}, {len(docs)} SciFact docs at {L} tokens, {W} cores, {args.reps} repetition(s) "
+        f"interleaved, medians. Command: `{result['command']}`",
+        "",
+        "| path | docs/s | vs in-process | max abs diff vs expand |",
+        "|---|---|---|---|",
+        f"| in-process expand ({W} threads) | {med['in-process']:.1f} | 1.00 | 0 |",
+        f"| Spark local[{W}] mapInArrow | {med['spark']:.1f} | {med['spark/in-process']:.2f} | "
+        f"{med['spark_max_abs_diff']:.1e} |",
+        f"| Ray Data, {W} actors (after the first batch) | {med['ray']:.1f} | {med['ray/in-process']:.2f} | "
+        f"{med['ray_max_abs_diff']:.1e} |",
+        f"| Ray Data, {W} actors, end to end (actor pool start included) | {med['ray end-to-end']:.1f} | "
+        f"{med['ray end-to-end/in-process']:.2f} | |",
+        "",
+        "Per repetition (spark/in-process, ray/in-process, ray end-to-end/in-process): "
+        + "; ".join(
+            f"{x['spark/in-process']:.2f}, {x['ray/in-process']:.2f}, {x['ray end-to-end/in-process']:.2f}"
+            for x in reps
+        ),
+        "",
+        f"Ray's first output batch came {med['ray first batch s']:.1f} s after the start (actor pool start + "
+        "model load + one batch).",
+        "",
+        "Start-up (s): " + "; ".join(f"{k} {v:.1f}" for k, v in startup.items()),
+        "",
+        f"### Sizing (per-core docs/s from benchmarks/results/bench.json, engine efficiency {eff:.2f} from this run)",
+        "",
+        "| model | docs/s per core | core-hours 1M | core-hours 8.8M | core-hours 100M | "
+        "workers for 8.8M in 24 h | workers for 100M in 24 h |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, pc in per_core.items():
         rate = pc * eff
         ch = {k: n / rate / 3600 for k, n in SIZES.items()}
         w88 = int(np.ceil(ch["8.8M (MS MARCO)"] / 24))
         w100 = int(np.ceil(ch["100M"] / 24))
-        lines.append(f"| {name} | {pc:.1f} | {ch['1M']:.1f} | {ch['8.8M (MS MARCO)']:.0f} | {ch['100M']:.0f} | "
-                     f"{w88} | {w100} |")
+        lines.append(
+            f"| {name} | {pc:.1f} | {ch['1M']:.1f} | {ch['8.8M (MS MARCO)']:.0f} | {ch['100M']:.0f} | {w88} | {w100} |"
+        )
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -10,6 +10,7 @@
    loading and after encoding. The bound to meet: 2 GB for the whole process. Full-context logits alone would be
    8,192 x 50,000 x 4 B = 1.6 GB.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,19 +59,34 @@ def build(work: str) -> str:
     if os.path.isfile(os.path.join(art, "splade_onnx.json")):
         return art
     sys.path.insert(0, os.path.join(REPO, "tests"))
-    from transformers import ModernBertConfig
-
     from helpers import make_random_checkpoint
     from splade_onnx_export import export, fetch_splade_tiny
+    from transformers import ModernBertConfig
 
     tiny = fetch_splade_tiny(os.path.join(REPO, ".cache", "splade-tiny"))
-    cfg = ModernBertConfig(vocab_size=50000, hidden_size=768, num_hidden_layers=22, num_attention_heads=12,
-                           intermediate_size=1152, max_position_embeddings=8192, pad_token_id=0, cls_token_id=101,
-                           sep_token_id=102, bos_token_id=101, eos_token_id=102)
+    cfg = ModernBertConfig(
+        vocab_size=50000,
+        hidden_size=768,
+        num_hidden_layers=22,
+        num_attention_heads=12,
+        intermediate_size=1152,
+        max_position_embeddings=8192,
+        pad_token_id=0,
+        cls_token_id=101,
+        sep_token_id=102,
+        bos_token_id=101,
+        eos_token_id=102,
+    )
     ckpt = make_random_checkpoint(os.path.join(work, "modernbert-base-ckpt"), cfg, tiny, seed=0)
     t = time.perf_counter()
-    export(ckpt, art, query_max_length=64, document_max_length=512, source_name="random-init ModernBERT-base shape",
-           overwrite=True)
+    export(
+        ckpt,
+        art,
+        query_max_length=64,
+        document_max_length=512,
+        source_name="random-init ModernBERT-base shape",
+        overwrite=True,
+    )
     print(f"exported {art} in {time.perf_counter() - t:.0f}s", file=sys.stderr)
     return art
 
@@ -94,11 +110,19 @@ def main() -> int:
         # measuring child must be forked from a process that never held torch and the export
         art = os.path.join(args.work, "modernbert-base-random")
         if not os.path.isfile(os.path.join(art, "splade_onnx.json")):
-            subprocess.run([sys.executable, os.path.abspath(__file__), "--build-only", "--work", args.work],
-                           check=True, stdout=subprocess.DEVNULL)
-    code = CHILD.format(tests=os.path.join(REPO, "tests"), art=art, budget=args.budget_mb, window=args.window,
-                        stride=args.stride,
-                        corpus=os.path.join(REPO, "..", "shared", "datasets", "scifact", "corpus.jsonl"))
+            subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--build-only", "--work", args.work],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+    code = CHILD.format(
+        tests=os.path.join(REPO, "tests"),
+        art=art,
+        budget=args.budget_mb,
+        window=args.window,
+        stride=args.stride,
+        corpus=os.path.join(REPO, "..", "shared", "datasets", "scifact", "corpus.jsonl"),
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if out.returncode:
         print(out.stderr, file=sys.stderr)

@@ -5,6 +5,7 @@
 Docs at 256 tokens, queries at 64, exact search (sparse dot product with scipy), nDCG@10 with ir-measures on the
 SciFact test qrels. The result is written into the int8 artifact's manifest (``quantization["scifact"]``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,9 +14,10 @@ import os
 import sys
 import time
 
-DATASETS = os.environ.get("SPLADE_ONNX_DATASETS",
-                          os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared",
-                                       "datasets"))
+DATASETS = os.environ.get(
+    "SPLADE_ONNX_DATASETS",
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "datasets"),
+)
 
 
 def _read(path):
@@ -55,8 +57,10 @@ def ndcg10(artifact: str, threads: int = 2) -> dict:
     qids = sorted({q.query_id for q in qrels})
     e = Expander(artifact, threads=threads)
     t = time.perf_counter()
-    D = _matrix(e.encode_documents([(d.get("title", "") + " " + d.get("text", "")).strip() for d in corpus],
-                                   max_length=256), e.vocab_size)
+    D = _matrix(
+        e.encode_documents([(d.get("title", "") + " " + d.get("text", "")).strip() for d in corpus], max_length=256),
+        e.vocab_size,
+    )
     Q = _matrix(e.encode_queries([queries[q] for q in qids], max_length=64), e.vocab_size)
     enc_s = time.perf_counter() - t
     S = (Q @ D.T).toarray()
@@ -74,8 +78,11 @@ def scifact_quality(fp32: str, int8: str, threads: int = 2, exact: str | None = 
     from splade_onnx.artifact.manifest import Manifest
 
     a = ndcg10(fp32, threads)
-    out = {"dataset": "BEIR SciFact test (5183 docs, 300 queries), docs 256 / queries 64 tokens, exact search",
-           "ndcg@10": {"fp32": a["ndcg@10"]}, "encode_s": {"fp32": a["encode_s"]}}
+    out = {
+        "dataset": "BEIR SciFact test (5183 docs, 300 queries), docs 256 / queries 64 tokens, exact search",
+        "ndcg@10": {"fp32": a["ndcg@10"]},
+        "encode_s": {"fp32": a["encode_s"]},
+    }
     for key, art, loss_key in (("int8", int8, "loss"), ("int8-exact", exact, "loss_exact")):
         if art is None:
             continue
@@ -85,8 +92,11 @@ def scifact_quality(fp32: str, int8: str, threads: int = 2, exact: str | None = 
         out[loss_key] = a["ndcg@10"] - b["ndcg@10"]
         m = Manifest.read(art)
         if m.quantization is not None:
-            m.quantization["scifact"] = {"dataset": out["dataset"], "ndcg@10": {"fp32": a["ndcg@10"], key: b["ndcg@10"]},
-                                         "loss": out[loss_key]}
+            m.quantization["scifact"] = {
+                "dataset": out["dataset"],
+                "ndcg@10": {"fp32": a["ndcg@10"], key: b["ndcg@10"]},
+                "loss": out[loss_key],
+            }
             m.write(art)
     return out
 

@@ -12,6 +12,7 @@ skips them instead; the smoke run never needs them).
 
 Writes ``benchmarks/results/bench.json``, ``bench.md`` and ``bench.png``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,10 +110,16 @@ def _logits_onnx(ckpt: str, dest: str) -> str:
     ids = torch.ones(2, 16, dtype=torch.long)
     axes = {0: "batch", 1: "sequence"}
     with torch.no_grad():
-        torch.onnx.export(model, (ids, torch.ones_like(ids), torch.zeros_like(ids)), os.path.join(dest, "model.onnx"),
-                          input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["logits"],
-                          dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes,
-                                        "logits": axes}, opset_version=17, dynamo=False)
+        torch.onnx.export(
+            model,
+            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
+            os.path.join(dest, "model.onnx"),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["logits"],
+            dynamic_axes={"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "logits": axes},
+            opset_version=17,
+            dynamo=False,
+        )
     for name in os.listdir(ckpt):
         if name.endswith(".json") and name != "config.json" or name == "config.json":
             shutil.copy(os.path.join(ckpt, name), dest)
@@ -155,8 +162,16 @@ def _peer_layouts(logits_dir: str, root: str):
         stm = os.path.join(d, "special_tokens_map.json")
         if not os.path.isfile(stm):
             with open(stm, "w", encoding="utf-8") as f:
-                json.dump({"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]",
-                           "mask_token": "[MASK]"}, f)
+                json.dump(
+                    {
+                        "cls_token": "[CLS]",
+                        "sep_token": "[SEP]",
+                        "pad_token": "[PAD]",
+                        "unk_token": "[UNK]",
+                        "mask_token": "[MASK]",
+                    },
+                    f,
+                )
     return sr, fe
 
 
@@ -169,8 +184,13 @@ def build(root: str, shapes, smoke: bool):
     models = {}
     for shape in shapes:
         t = time.perf_counter()
-        ckpt = tiny if shape == "tiny" else _base_checkpoint(os.path.join(root, f"{shape}-ckpt"), tiny,
-                                                            2 if smoke else BASE_SHAPE["num_hidden_layers"])
+        ckpt = (
+            tiny
+            if shape == "tiny"
+            else _base_checkpoint(
+                os.path.join(root, f"{shape}-ckpt"), tiny, 2 if smoke else BASE_SHAPE["num_hidden_layers"]
+            )
+        )
         m = {"ckpt": ckpt}
         for kind, q in (("fp32", None), ("int8", "int8"), ("exact", "int8-exact")):
             out = os.path.join(root, f"{shape}-{kind}")
@@ -198,8 +218,10 @@ GEMM_PROBE = r"""
 import time, numpy as np, onnxruntime as ort
 from onnx import helper as H, TensorProto as TP, numpy_helper as nh
 M, K, N = 512, 768, 3072
-g = H.make_graph([H.make_node('MatMul', ['x', 'W'], ['y'])], 'g', [H.make_tensor_value_info('x', TP.FLOAT, [M, K])],
-                 [H.make_tensor_value_info('y', TP.FLOAT, None)], [nh.from_array(np.random.rand(K, N).astype('f4'), 'W')])
+x_info = H.make_tensor_value_info('x', TP.FLOAT, [M, K])
+y_info = H.make_tensor_value_info('y', TP.FLOAT, None)
+w = nh.from_array(np.random.rand(K, N).astype('f4'), 'W')
+g = H.make_graph([H.make_node('MatMul', ['x', 'W'], ['y'])], 'g', [x_info], [y_info], [w])
 m = H.make_model(g, opset_imports=[H.make_opsetid('', 17)]); m.ir_version = 8
 so = ort.SessionOptions(); so.intra_op_num_threads = THREADS
 s = ort.InferenceSession(m.SerializeToString(), so, providers=['CPUExecutionProvider'])
@@ -211,8 +233,9 @@ print(2 * M * K * N / best / 1e9)
 
 
 def gemm_gflops(threads: int) -> float:
-    out = subprocess.run([sys.executable, "-c", GEMM_PROBE.replace("THREADS", str(threads))], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", GEMM_PROBE.replace("THREADS", str(threads))], capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -228,8 +251,9 @@ def ensure_peers_venv() -> bool:
     log(f"creating {PEERS_VENV} from {os.path.basename(PEERS_REQ)} (one-off, a few minutes)")
     try:
         subprocess.run([sys.executable, "-m", "venv", PEERS_VENV], check=True)
-        subprocess.run([PEERS_PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", PEERS_REQ],
-                       check=True)
+        subprocess.run(
+            [PEERS_PY, "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r", PEERS_REQ], check=True
+        )
     except subprocess.CalledProcessError as err:
         log(f"peers venv failed ({err}); sentence-transformers, spladerunner and fastembed are skipped")
         shutil.rmtree(PEERS_VENV, ignore_errors=True)
@@ -245,14 +269,32 @@ def run_worker(name: str, shape: str, models, data_path: str, threads: int, vec_
         if not _have_peers():
             return {"name": name, "skipped": "benchmarks/.venv-peers not found"}
         py = PEERS_PY
-    spec = {"name": name, "impl": impl, "model": m[kind] if kind != "ckpt" else m["ckpt"], "data": data_path,
-            "threads": threads, "vectors": vec_path, "vocab": m["config"]["vocab_size"], "t_spawn": time.time()}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(REPO, "src"), os.path.join(REPO, "export")]),
-               OMP_NUM_THREADS=str(threads), TOKENIZERS_PARALLELISM="true", HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1")
+    spec = {
+        "name": name,
+        "impl": impl,
+        "model": m[kind] if kind != "ckpt" else m["ckpt"],
+        "data": data_path,
+        "threads": threads,
+        "vectors": vec_path,
+        "vocab": m["config"]["vocab_size"],
+        "t_spawn": time.time(),
+    }
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([os.path.join(REPO, "src"), os.path.join(REPO, "export")]),
+        OMP_NUM_THREADS=str(threads),
+        TOKENIZERS_PARALLELISM="true",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
     try:
-        p = subprocess.run([py, os.path.join(HERE, "worker.py"), json.dumps(spec)], capture_output=True, text=True,
-                           env=env, timeout=timeout)
+        p = subprocess.run(
+            [py, os.path.join(HERE, "worker.py"), json.dumps(spec)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
     except subprocess.TimeoutExpired:
         return {"name": name, "skipped": f"timed out after {timeout:.0f}s"}
     for line in p.stdout.splitlines():
@@ -292,10 +334,16 @@ def main(argv=None) -> int:
     ap.add_argument("--contestants", default=None, help="comma list (default all)")
     ap.add_argument("--docs", type=int, default=None, help="docs per throughput run (default 256 tiny / 64 base)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
-    ap.add_argument("--quality", action="store_true",
-                    help="also run the SciFact nDCG@10 of fp32, int8 and int8-exact (written into their manifests)")
-    ap.add_argument("--no-peer-install", action="store_true",
-                    help="do not create benchmarks/.venv-peers; skip the contestants that need it")
+    ap.add_argument(
+        "--quality",
+        action="store_true",
+        help="also run the SciFact nDCG@10 of fp32, int8 and int8-exact (written into their manifests)",
+    )
+    ap.add_argument(
+        "--no-peer-install",
+        action="store_true",
+        help="do not create benchmarks/.venv-peers; skip the contestants that need it",
+    )
     args = ap.parse_args(argv)
 
     shapes = (args.shapes or ("tiny" if args.smoke else "tiny,base")).split(",")
@@ -311,39 +359,55 @@ def main(argv=None) -> int:
     results = {"shapes": {}, "machine": {}, "run": {}}
     for shape in shapes:
         n_docs = args.docs or (32 if args.smoke else (256 if shape == "tiny" else 64))
-        docs, queries = _docs_and_queries(os.path.join(models["tiny"]["ckpt"] if "tiny" in models
-                                                       else models[shape]["ckpt"], "tokenizer.json"),
-                                          n_docs, 20 if args.smoke else 50)
+        docs, queries = _docs_and_queries(
+            os.path.join(models["tiny"]["ckpt"] if "tiny" in models else models[shape]["ckpt"], "tokenizer.json"),
+            n_docs,
+            20 if args.smoke else 50,
+        )
         data_path = os.path.join(root, f"{shape}-data.json")
         with open(data_path, "w", encoding="utf-8") as f:
             json.dump({"docs": docs, "queries": queries}, f)
         fl = flops_per_doc(models[shape]["config"])
         per_rep = []
         for r in range(reps):
-            order = names[r % len(names):] + names[: r % len(names)]
+            order = names[r % len(names) :] + names[: r % len(names)]
             rep = {"gemm_gflops": gemm_gflops(args.threads)}
             for name in order:
                 vec = os.path.join(root, f"{shape}-vec-{name.replace(' ', '_').replace('+', '')}.npy")
-                res = run_worker(name, shape, models, data_path, args.threads, vec,
-                                 timeout=300 if args.smoke else 1800)
+                res = run_worker(name, shape, models, data_path, args.threads, vec, timeout=300 if args.smoke else 1800)
                 res["vectors_file"] = vec if "skipped" not in res else None
                 rep[name] = res
-                log(f"{shape} rep {r + 1}/{reps} {name}: " + (res.get("skipped") or
-                    f"{res['docs_per_s']:.2f} docs/s, p50 {res['query_p50_ms']:.1f} ms, "
-                    f"cold {res['cold_start_s']:.2f} s, rss {res['peak_rss_32x256_mb']:.0f} MB"))
+                log(
+                    f"{shape} rep {r + 1}/{reps} {name}: "
+                    + (
+                        res.get("skipped")
+                        or f"{res['docs_per_s']:.2f} docs/s, p50 {res['query_p50_ms']:.1f} ms, "
+                        f"cold {res['cold_start_s']:.2f} s, rss {res['peak_rss_32x256_mb']:.0f} MB"
+                    )
+                )
             rep["gemm_gflops_after"] = gemm_gflops(args.threads)
             per_rep.append(rep)
         results["shapes"][shape] = summarize(shape, per_rep, names, fl)
-    results["machine"] = {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                          "cpus": os.cpu_count(), "threads": args.threads, "python": platform.python_version(),
-                          **cpu_info()}
-    results["run"] = {"date": _dt.date.today().isoformat(), "reps": reps, "smoke": args.smoke,
-                      "command": "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    results["machine"] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "threads": args.threads,
+        "python": platform.python_version(),
+        **cpu_info(),
+    }
+    results["run"] = {
+        "date": _dt.date.today().isoformat(),
+        "reps": reps,
+        "smoke": args.smoke,
+        "command": "python benchmarks/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
     if args.quality:
         from quality import scifact_quality  # benchmarks/quality.py
 
-        results["quality"] = scifact_quality(models["tiny"]["fp32"], models["tiny"]["int8"], threads=args.threads,
-                                             exact=models["tiny"]["exact"])
+        results["quality"] = scifact_quality(
+            models["tiny"]["fp32"], models["tiny"]["int8"], threads=args.threads, exact=models["tiny"]["exact"]
+        )
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "bench.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=2)
@@ -372,10 +436,15 @@ def summarize(shape, per_rep, names, flops):
         if not rows:
             out["contestants"][name] = {"skipped": per_rep[0].get(name, {}).get("skipped", "not run")}
             continue
-        c = {k: median([row.get(k) for row in rows]) for k in
-             ("docs_per_s", "query_p50_ms", "cold_start_s", "peak_rss_32x256_mb", "peak_rss_mb")}
-        bounds = [max(rep["gemm_gflops"], rep["gemm_gflops_after"]) * 1e9 / flops for rep in per_rep
-                  if name in rep and "skipped" not in rep[name]]
+        c = {
+            k: median([row.get(k) for row in rows])
+            for k in ("docs_per_s", "query_p50_ms", "cold_start_s", "peak_rss_32x256_mb", "peak_rss_mb")
+        }
+        bounds = [
+            max(rep["gemm_gflops"], rep["gemm_gflops_after"]) * 1e9 / flops
+            for rep in per_rep
+            if name in rep and "skipped" not in rep[name]
+        ]
         c["fraction_of_bound_per_rep"] = [row["docs_per_s"] / b for row, b in zip(rows, bounds)]
         c["fraction_of_bound"] = median(c["fraction_of_bound_per_rep"])
         c["bound_docs_per_s"] = median(bounds)
@@ -392,15 +461,23 @@ def summarize(shape, per_rep, names, flops):
         for base in ("splade-onnx fp32",):
             if name == base:
                 continue
-            rr = [rep[base]["docs_per_s"] / rep[name]["docs_per_s"] for rep in per_rep
-                  if "skipped" not in rep.get(name, {"skipped": 1}) and "skipped" not in rep.get(base, {"skipped": 1})]
+            rr = [
+                rep[base]["docs_per_s"] / rep[name]["docs_per_s"]
+                for rep in per_rep
+                if "skipped" not in rep.get(name, {"skipped": 1}) and "skipped" not in rep.get(base, {"skipped": 1})
+            ]
             if rr:
                 ratios[f"fp32 / {name}"] = {"per_rep": rr, "median": median(rr)}
-    for name, base, key in (("splade-onnx int8", "splade-onnx fp32", "int8 / fp32"),
-                            ("splade-onnx int8-exact", "splade-onnx fp32", "int8-exact / fp32"),
-                            ("splade-onnx int8-exact", "splade-onnx int8", "int8-exact / int8")):
-        rr = [rep[name]["docs_per_s"] / rep[base]["docs_per_s"] for rep in per_rep
-              if "skipped" not in rep.get(name, {"skipped": 1}) and "skipped" not in rep.get(base, {"skipped": 1})]
+    for name, base, key in (
+        ("splade-onnx int8", "splade-onnx fp32", "int8 / fp32"),
+        ("splade-onnx int8-exact", "splade-onnx fp32", "int8-exact / fp32"),
+        ("splade-onnx int8-exact", "splade-onnx int8", "int8-exact / int8"),
+    ):
+        rr = [
+            rep[name]["docs_per_s"] / rep[base]["docs_per_s"]
+            for rep in per_rep
+            if "skipped" not in rep.get(name, {"skipped": 1}) and "skipped" not in rep.get(base, {"skipped": 1})
+        ]
         if rr:
             ratios[key] = {"per_rep": rr, "median": median(rr)}
     out["ratios"] = ratios
@@ -414,27 +491,43 @@ def _fmt(x, f):
 def to_markdown(res) -> str:
     cpu = res["machine"].get("cpu", res["machine"]["processor"])
     simd = ", ".join(res["machine"].get("simd", []))
-    lines = [f"Run {res['run']['date']} on {cpu} [{simd}] ({res['machine']['cpus']} CPUs, "
-             f"{res['machine']['threads']} threads), {res['run']['reps']} repetition(s), medians. "
-             f"Command: `{res['run']['command']}`", ""]
+    lines = [
+        f"Run {res['run']['date']} on {cpu} [{simd}] ({res['machine']['cpus']} CPUs, "
+        f"{res['machine']['threads']} threads), {res['run']['reps']} repetition(s), medians. "
+        f"Command: `{res['run']['command']}`",
+        "",
+    ]
     for shape, s in res["shapes"].items():
-        lines += [f"### {shape} (batch 32, 256 tokens, SciFact docs)", "",
-                  "| contestant | docs/s | % of fp32 bound | peak RSS 32x256 (MB) | query p50 (ms) | cold start (s) "
-                  "| max abs diff vs torch |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            f"### {shape} (batch 32, 256 tokens, SciFact docs)",
+            "",
+            "| contestant | docs/s | % of fp32 bound | peak RSS 32x256 (MB) | query p50 (ms) | cold start (s) "
+            "| max abs diff vs torch |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for name, c in s["contestants"].items():
             if "skipped" in c:
                 lines.append(f"| {name} | skipped: {c['skipped']} | | | | | |")
                 continue
-            lines.append(f"| {name} | {_fmt(c['docs_per_s'], '.2f')} | {_fmt(100 * c['fraction_of_bound'], '.0f')}% "
-                         f"| {_fmt(c['peak_rss_32x256_mb'], '.0f')} | {_fmt(c['query_p50_ms'], '.1f')} "
-                         f"| {_fmt(c['cold_start_s'], '.2f')} | {_fmt(c.get('max_abs_diff_vs_torch'), '.1e')} |")
-        lines += ["", "Ratios (per repetition): " + "; ".join(
-            f"{k} = {v['median']:.2f}x ({', '.join(f'{x:.2f}' for x in v['per_rep'])})" for k, v in s["ratios"].items()),
-            ""]
+            lines.append(
+                f"| {name} | {_fmt(c['docs_per_s'], '.2f')} | {_fmt(100 * c['fraction_of_bound'], '.0f')}% "
+                f"| {_fmt(c['peak_rss_32x256_mb'], '.0f')} | {_fmt(c['query_p50_ms'], '.1f')} "
+                f"| {_fmt(c['cold_start_s'], '.2f')} | {_fmt(c.get('max_abs_diff_vs_torch'), '.1e')} |"
+            )
+        lines += [
+            "",
+            "Ratios (per repetition): "
+            + "; ".join(
+                f"{k} = {v['median']:.2f}x ({', '.join(f'{x:.2f}' for x in v['per_rep'])})"
+                for k, v in s["ratios"].items()
+            ),
+            "",
+        ]
     if "quality" in res:
         q = res["quality"]
-        line = (f"SciFact nDCG@10: fp32 {q['ndcg@10']['fp32']:.4f}, int8 {q['ndcg@10']['int8']:.4f} "
-                f"(loss {q['loss']:.4f})")
+        line = (
+            f"SciFact nDCG@10: fp32 {q['ndcg@10']['fp32']:.4f}, int8 {q['ndcg@10']['int8']:.4f} (loss {q['loss']:.4f})"
+        )
         if "int8-exact" in q["ndcg@10"]:
             line += f", int8-exact {q['ndcg@10']['int8-exact']:.4f} (loss {q['loss_exact']:.4f})"
         lines += [line, ""]

@@ -6,6 +6,7 @@ Documents: SciFact's corpus (5,183 docs) repeated to --docs, read lazily from th
 never held in memory). Prints VmRSS at the start (after loading the model and a warm-up chunk), every 10%, and at
 the end, plus the peak (VmHWM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,10 @@ def main() -> int:
     ap.add_argument("model")
     ap.add_argument("--docs", type=int, default=20000)
     ap.add_argument("--chunk-size", type=int, default=256)
-    ap.add_argument("--corpus", default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets",
-                                                     "scifact", "corpus.jsonl"))
+    ap.add_argument(
+        "--corpus",
+        default=os.path.join(os.path.dirname(__file__), "..", "..", "shared", "datasets", "scifact", "corpus.jsonl"),
+    )
     ap.add_argument("--progress", action="store_true")
     a = ap.parse_args()
     import warnings
@@ -56,16 +59,19 @@ def main() -> int:
     nnz = 0
     marks = {int(a.docs * k / 10) for k in range(1, 11)}
     samples = []
-    for i, v in enumerate(e.expand_iter(corpus(a.corpus, a.docs), chunk_size=a.chunk_size, progress=a.progress,
-                                        total=a.docs), 1):
+    for i, v in enumerate(
+        e.expand_iter(corpus(a.corpus, a.docs), chunk_size=a.chunk_size, progress=a.progress, total=a.docs), 1
+    ):
         nnz += v.nnz
         if i in marks:
             samples.append((i, rss_mb()))
             print(f"{i:>6} docs: RSS {samples[-1][1]:.0f} MB")
     dt = time.perf_counter() - t0
     end = rss_mb()
-    print(f"end: RSS {end:.0f} MB, peak (VmHWM) {rss_mb('VmHWM'):.0f} MB; growth start->end {end - start:+.0f} MB; "
-          f"{a.docs} docs in {dt:.0f} s ({a.docs / dt:.0f} docs/s), mean nnz {nnz / a.docs:.0f}")
+    print(
+        f"end: RSS {end:.0f} MB, peak (VmHWM) {rss_mb('VmHWM'):.0f} MB; growth start->end {end - start:+.0f} MB; "
+        f"{a.docs} docs in {dt:.0f} s ({a.docs / dt:.0f} docs/s), mean nnz {nnz / a.docs:.0f}"
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ SPEC_JSON names the contestant, its model folder, the docs/queries file, thread 
 The first thing measured is the time from the parent's spawn (``spec["t_spawn"]``, wall clock) to the first vector of a
 query, imports included. Prints one JSON line.
 """
+
 from __future__ import annotations
 
 import time
@@ -100,8 +101,10 @@ class SentenceTransformers:
         from sentence_transformers.sparse_encoder.models import MLMTransformer, SpladePooling
 
         torch.set_num_threads(spec["threads"])
-        self.m = SparseEncoder(modules=[MLMTransformer(spec["model"], max_seq_length=256),
-                                        SpladePooling(pooling_strategy="max")], device="cpu")
+        self.m = SparseEncoder(
+            modules=[MLMTransformer(spec["model"], max_seq_length=256), SpladePooling(pooling_strategy="max")],
+            device="cpu",
+        )
 
     def docs(self, texts):
         return self.m.encode(texts, batch_size=32, convert_to_tensor=True)
@@ -146,8 +149,13 @@ class FastEmbed:
     def __init__(self, spec):
         from fastembed import SparseTextEmbedding
 
-        self.m = SparseTextEmbedding("prithivida/Splade_PP_en_v1", specific_model_path=spec["model"],
-                                     threads=spec["threads"], cache_dir=spec["model"], local_files_only=True)
+        self.m = SparseTextEmbedding(
+            "prithivida/Splade_PP_en_v1",
+            specific_model_path=spec["model"],
+            threads=spec["threads"],
+            cache_dir=spec["model"],
+            local_files_only=True,
+        )
         self.vocab = spec["vocab"]
 
     def docs(self, texts):
@@ -176,8 +184,7 @@ class OnnxLogits:
         so = ort.SessionOptions()
         so.intra_op_num_threads = spec["threads"]
         self.np = np
-        self.s = ort.InferenceSession(os.path.join(spec["model"], "model.onnx"), so,
-                                      providers=["CPUExecutionProvider"])
+        self.s = ort.InferenceSession(os.path.join(spec["model"], "model.onnx"), so, providers=["CPUExecutionProvider"])
         self.names = [i.name for i in self.s.get_inputs()]
         self.tok = Tokenizer.from_file(os.path.join(spec["model"], "tokenizer.json"))
         self.tok.enable_padding()

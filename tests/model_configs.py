@@ -11,6 +11,7 @@ opensearch-neural-sparse-encoding-multilingual-v1; ModernBERT for telepix/PIXIE-
 positions) and sewoong/korean-neural-sparse-encoder-v1 (A.X-Encoder-base: 22 layers, hidden 768, vocab 49999 in the
 task's brief, 50,000 output dims on the card; card lengths: query 64, document 256)).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,14 @@ def bert_base_uncased(layers: int = 2, hidden: int = 64):
     from transformers import BertConfig
 
     return BertConfig(
-        vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=2 * hidden, max_position_embeddings=512, type_vocab_size=2, pad_token_id=0,
+        vocab_size=30522,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=512,
+        type_vocab_size=2,
+        pad_token_id=0,
     )
 
 
@@ -35,8 +42,14 @@ def distilbert(layers: int = 2, hidden: int = 64):
     from transformers import DistilBertConfig
 
     return DistilBertConfig(
-        vocab_size=30522, dim=hidden, n_layers=layers, n_heads=2, hidden_dim=2 * hidden,
-        max_position_embeddings=512, pad_token_id=0, sinusoidal_pos_embds=False,
+        vocab_size=30522,
+        dim=hidden,
+        n_layers=layers,
+        n_heads=2,
+        hidden_dim=2 * hidden,
+        max_position_embeddings=512,
+        pad_token_id=0,
+        sinusoidal_pos_embds=False,
     )
 
 
@@ -46,14 +59,29 @@ def xlm_roberta(layers: int = 2, hidden: int = 32):
     from transformers import XLMRobertaConfig
 
     return XLMRobertaConfig(
-        vocab_size=250002, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
-        intermediate_size=2 * hidden, max_position_embeddings=514, type_vocab_size=1,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2, layer_norm_eps=1e-5,
+        vocab_size=250002,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=2 * hidden,
+        max_position_embeddings=514,
+        type_vocab_size=1,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+        layer_norm_eps=1e-5,
     )
 
 
 def modernbert(
-    vocab_size: int, *, layers: int = 4, hidden: int = 64, max_positions: int = 8192, pad: int, cls: int, sep: int,
+    vocab_size: int,
+    *,
+    layers: int = 4,
+    hidden: int = 64,
+    max_positions: int = 8192,
+    pad: int,
+    cls: int,
+    sep: int,
     attn_implementation: str = "sdpa",
 ):
     """ModernBERT-base shape (real: 22 x 768, heads 12, intermediate 1152, global attention every 3rd layer, local
@@ -62,11 +90,26 @@ def modernbert(
     from transformers import ModernBertConfig
 
     cfg = ModernBertConfig(
-        vocab_size=vocab_size, hidden_size=hidden, intermediate_size=int(hidden * 1.5), num_hidden_layers=layers,
-        num_attention_heads=2, max_position_embeddings=max_positions, local_attention=128,
-        global_attn_every_n_layers=3, global_rope_theta=160000.0, local_rope_theta=10000.0,
-        pad_token_id=pad, cls_token_id=cls, bos_token_id=cls, sep_token_id=sep, eos_token_id=sep,
-        norm_bias=False, attention_bias=False, mlp_bias=False, decoder_bias=True, tie_word_embeddings=True,
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=int(hidden * 1.5),
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        max_position_embeddings=max_positions,
+        local_attention=128,
+        global_attn_every_n_layers=3,
+        global_rope_theta=160000.0,
+        local_rope_theta=10000.0,
+        pad_token_id=pad,
+        cls_token_id=cls,
+        bos_token_id=cls,
+        sep_token_id=sep,
+        eos_token_id=sep,
+        norm_bias=False,
+        attention_bias=False,
+        mlp_bias=False,
+        decoder_bias=True,
+        tie_word_embeddings=True,
     )
     cfg._attn_implementation = attn_implementation
     return cfg
@@ -133,32 +176,40 @@ def train_tokenizer(
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(
-            vocab_size=vocab_size, special_tokens=list(specials), min_frequency=1,
-            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+            vocab_size=vocab_size,
+            special_tokens=list(specials),
+            min_frequency=1,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
         )
         tok.train_from_iterator(texts, trainer=trainer)
         cls, sep = "[CLS]", "[SEP]"
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{cls} $A {sep}", pair=f"{cls} $A {sep} $B {sep}",
+            single=f"{cls} $A {sep}",
+            pair=f"{cls} $A {sep} $B {sep}",
             special_tokens=[(cls, tok.token_to_id(cls)), (sep, tok.token_to_id(sep))],
         )
-        names = dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]",
-                     mask_token="[MASK]")
+        names = dict(pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
     elif kind == "unigram":
         tok = Tokenizer(models.Unigram())
         tok.normalizer = normalizers.NFKC()
         tok.pre_tokenizer = pre_tokenizers.Metaspace()
         tok.decoder = decoders.Metaspace()
         trainer = trainers.UnigramTrainer(
-            vocab_size=vocab_size, special_tokens=list(specials), unk_token="<unk>", show_progress=False,
+            vocab_size=vocab_size,
+            special_tokens=list(specials),
+            unk_token="<unk>",
+            show_progress=False,
         )
         tok.train_from_iterator(texts, trainer=trainer)
         tok.post_processor = processors.TemplateProcessing(
-            single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+            single="<s> $A </s>",
+            pair="<s> $A </s> </s> $B </s>",
             special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))],
         )
-        names = dict(bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>", cls_token="<s>",
-                     sep_token="</s>")
+        names = dict(
+            bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>", cls_token="<s>", sep_token="</s>"
+        )
     else:
         raise ValueError(kind)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=model_max_length, **names)
@@ -166,5 +217,9 @@ def train_tokenizer(
         fast.model_input_names = ["input_ids", "attention_mask"]  # ModernBERT has no token types
     os.makedirs(dest, exist_ok=True)
     fast.save_pretrained(dest)
-    return {"vocab_size": tok.get_vocab_size(), "texts": len(texts), "kind": kind,
-            "special_ids": {s: tok.token_to_id(s) for s in specials}}
+    return {
+        "vocab_size": tok.get_vocab_size(),
+        "texts": len(texts),
+        "kind": kind,
+        "special_ids": {s: tok.token_to_id(s) for s in specials},
+    }

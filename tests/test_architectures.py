@@ -5,6 +5,7 @@ layer types; depth/width shrunk for CI). Korean: a byte-level BPE tokenizer trai
 Also: the activation x pooling grid on real splade-tiny, OpenSearch's special-token zeroing, and a
 sentence-transformers SparseEncoder repo whose SpladePooling config decides the head.
 """
+
 from __future__ import annotations
 
 import json
@@ -94,8 +95,9 @@ def test_xlm_roberta_parity(datasets_dir, scifact_texts, korean_texts, tmp_path)
     """XLM-R shape: vocab 250002, 514 positions counted from padding_idx (1) + 1, no token types (type_vocab 1)."""
     tok_dir = str(tmp_path / "tok")
     files = [str(datasets_dir / "belebele-ko" / "queries.jsonl")]
-    info = mc.train_tokenizer(tok_dir, files, vocab_size=4000, kind="unigram", specials=mc.XLMR_SPECIALS,
-                              model_max_length=512)
+    info = mc.train_tokenizer(
+        tok_dir, files, vocab_size=4000, kind="unigram", specials=mc.XLMR_SPECIALS, model_max_length=512
+    )
     assert info["special_ids"] == {"<s>": 0, "<pad>": 1, "</s>": 2, "<unk>": 3}
     cfg = mc.xlm_roberta()
     ckpt = make_random_checkpoint(str(tmp_path / "ckpt"), cfg, tok_dir, seed=5, head_bias_shift=-0.6)
@@ -113,8 +115,9 @@ def test_xlm_roberta_parity(datasets_dir, scifact_texts, korean_texts, tmp_path)
 def test_distilbert_opensearch_v3_zeroes_special_tokens(tiny_checkpoint, scifact_texts, tmp_path):
     """OpenSearch doc-v3-distill shape: DistilBERT, log1p(log1p(relu)), special tokens zeroed, all from the
     registry entry of its id; the runtime follows the manifest."""
-    ckpt = make_random_checkpoint(str(tmp_path / "ckpt"), mc.distilbert(), tiny_checkpoint, seed=2,
-                                  head_bias_shift=-0.3)
+    ckpt = make_random_checkpoint(
+        str(tmp_path / "ckpt"), mc.distilbert(), tiny_checkpoint, seed=2, head_bias_shift=-0.3
+    )
     name = "opensearch-project/opensearch-neural-sparse-encoding-doc-v3-distill"
     m = export(ckpt, str(tmp_path / "art"), source_name=name)
     assert m.activation == "log1p_log1p_relu" and m.pooling == "max"
@@ -150,12 +153,19 @@ def _st_repo(dest, ckpt, *, pooling, st_activation, legacy=False):
     """A sentence-transformers SparseEncoder repo layout: MLM weights at the root (module path ""), SpladePooling
     config in 1_SpladePooling/config.json (the layout ST 5.x saves, e.g. PIXIE-Splade-Preview)."""
     shutil.copytree(ckpt, dest)
-    mlm_type = ("sentence_transformers.sparse_encoder.models.MLMTransformer" if legacy
-                else "sentence_transformers.sparse_encoder.modules.mlm_transformer.MLMTransformer")
+    mlm_type = (
+        "sentence_transformers.sparse_encoder.models.MLMTransformer"
+        if legacy
+        else "sentence_transformers.sparse_encoder.modules.mlm_transformer.MLMTransformer"
+    )
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": mlm_type},
-        {"idx": 1, "name": "1", "path": "1_SpladePooling",
-         "type": "sentence_transformers.sparse_encoder.models.SpladePooling"},
+        {
+            "idx": 1,
+            "name": "1",
+            "path": "1_SpladePooling",
+            "type": "sentence_transformers.sparse_encoder.models.SpladePooling",
+        },
     ]
     with open(os.path.join(dest, "modules.json"), "w") as f:
         json.dump(modules, f)
@@ -168,14 +178,17 @@ def _st_repo(dest, ckpt, *, pooling, st_activation, legacy=False):
     return dest
 
 
-@pytest.mark.parametrize("pooling,st_activation,expected,legacy", [
-    ("max", "relu", "log1p_relu", True),  # ST 'relu' = SPLADE's log(1 + relu(x))
-    ("sum", "log1p_relu", "log1p_log1p_relu", False),  # ST 'log1p_relu' = OpenSearch v3's log(1 + log(1 + relu))
-])
-def test_sentence_transformers_repo_decides_the_head(pooling, st_activation, expected, legacy, tiny_checkpoint,
-                                                     scifact_texts, tmp_path):
-    repo = _st_repo(str(tmp_path / "st"), tiny_checkpoint, pooling=pooling, st_activation=st_activation,
-                    legacy=legacy)
+@pytest.mark.parametrize(
+    "pooling,st_activation,expected,legacy",
+    [
+        ("max", "relu", "log1p_relu", True),  # ST 'relu' = SPLADE's log(1 + relu(x))
+        ("sum", "log1p_relu", "log1p_log1p_relu", False),  # ST 'log1p_relu' = OpenSearch v3's log(1 + log(1 + relu))
+    ],
+)
+def test_sentence_transformers_repo_decides_the_head(
+    pooling, st_activation, expected, legacy, tiny_checkpoint, scifact_texts, tmp_path
+):
+    repo = _st_repo(str(tmp_path / "st"), tiny_checkpoint, pooling=pooling, st_activation=st_activation, legacy=legacy)
     m = export(repo, str(tmp_path / "art"))
     assert (m.activation, m.pooling) == (expected, pooling)
     assert m.extra["head"]["pooling"] == "sentence-transformers SpladePooling config"

@@ -1,4 +1,5 @@
 """Corrupted and foreign artifacts are refused at load with an ArtifactError that names the file and says what to do."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 
 from splade_onnx import Expander
-from splade_onnx.errors import ArtifactError
 from splade_onnx.artifact.manifest import MANIFEST_NAME
+from splade_onnx.errors import ArtifactError
 
 WHAT_TO_DO = ("re-export", "re-download", "upgrade splade-onnx", "splade-onnx export", "copy the model's own")
 
@@ -119,12 +120,20 @@ def test_manifest_of_another_format_version(art, version):
 
 @pytest.mark.parametrize(
     "content",
-    ["{not json", "", "[]", '{"format": "something-else"}', "\xff\xfe garbage", '{"format": "splade-onnx", "format_version": 1}'],
+    [
+        "{not json",
+        "",
+        "[]",
+        '{"format": "something-else"}',
+        "\xff\xfe garbage",
+        '{"format": "splade-onnx", "format_version": 1}',
+    ],
     ids=["broken", "empty", "list", "other_format", "binary", "missing_fields"],
 )
 def test_invalid_manifest(art, content):
-    (art / MANIFEST_NAME).write_bytes(content.encode("utf-8", "surrogateescape") if content != "\xff\xfe garbage"
-                                      else b"\xff\xfe garbage")
+    (art / MANIFEST_NAME).write_bytes(
+        content.encode("utf-8", "surrogateescape") if content != "\xff\xfe garbage" else b"\xff\xfe garbage"
+    )
     _refused(art, art / MANIFEST_NAME)
 
 
@@ -216,8 +225,12 @@ def _mlm_like(vocab: int, out_name: str, rank3: bool):
     ids = helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"])
     mask = helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["b", "s"])
     tti = helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["b", "s"])
-    table = helper.make_tensor("table", TensorProto.FLOAT, [vocab, vocab if rank3 else 1],
-                               np.zeros(vocab * (vocab if rank3 else 1), dtype=np.float32).tolist())
+    table = helper.make_tensor(
+        "table",
+        TensorProto.FLOAT,
+        [vocab, vocab if rank3 else 1],
+        np.zeros(vocab * (vocab if rank3 else 1), dtype=np.float32).tolist(),
+    )
     shape = ["b", "s", vocab] if rank3 else ["b", vocab]
     out = helper.make_tensor_value_info(out_name, TensorProto.FLOAT, shape)
     if rank3:
@@ -273,8 +286,12 @@ def test_graph_from_a_newer_onnx_names_the_reason(art):
     from onnx import TensorProto, helper
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 4])
-    g = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g", [x],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])])
+    g = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [x],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+    )
     import onnx
 
     onnx.save(helper.make_model(g, ir_version=99), str(art / "model.onnx"))

@@ -1,4 +1,5 @@
 """The benchmark's smoke run (tiny model, 32 docs, one repetition): every part of benchmarks/run.py is exercised."""
+
 from __future__ import annotations
 
 import json
@@ -12,8 +13,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_benchmark_smoke(tmp_path, tiny_checkpoint):
     env = dict(os.environ, SPLADE_ONNX_TINY=tiny_checkpoint)
-    p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "run.py"), "--smoke", "--out", str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=900)
+    p = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "run.py"), "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     res = json.loads((tmp_path / "bench.json").read_text())
     cs = res["shapes"]["tiny"]["contestants"]

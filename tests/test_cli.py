@@ -1,5 +1,6 @@
 """Everyday CLI use via subprocess: --help with examples, exit codes (1: a fault the user can fix, 2: bad usage),
 one-line errors, --json output (issue 6)."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ import pytest
 def cli(*args, stdin=None, env=None):
     e = dict(os.environ)
     e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "splade_onnx", *args], input=stdin, capture_output=True, text=True,
-                          timeout=120, env=e)
+    return subprocess.run(
+        [sys.executable, "-m", "splade_onnx", *args], input=stdin, capture_output=True, text=True, timeout=120, env=e
+    )
 
 
 def _commands() -> list:
@@ -47,8 +49,11 @@ def test_version():
     assert r.returncode == 0 and r.stdout.startswith("splade-onnx ")
 
 
-@pytest.mark.parametrize("args", [(), ("bogus",), ("expand",), ("expand", "x", "--top-k", "many")],
-                         ids=["nothing", "unknown_command", "missing_model", "bad_int"])
+@pytest.mark.parametrize(
+    "args",
+    [(), ("bogus",), ("expand",), ("expand", "x", "--top-k", "many")],
+    ids=["nothing", "unknown_command", "missing_model", "bad_int"],
+)
 def test_bad_usage_exits_2(args):
     r = cli(*args)
     assert r.returncode == 2
@@ -120,8 +125,10 @@ def test_export_of_a_missing_source_is_one_line(tmp_path):
 
 def test_export_without_the_extra_names_it(tmp_path):
     # torch is made unimportable in the child, as on an install without the [export] extra
-    code = ("import sys; sys.modules['torch'] = None; from splade_onnx.cli import main; "
-            f"sys.exit(main(['export', 'splade-tiny', {str(tmp_path / 'o')!r}]))")
+    code = (
+        "import sys; sys.modules['torch'] = None; from splade_onnx.cli import main; "
+        f"sys.exit(main(['export', 'splade-tiny', {str(tmp_path / 'o')!r}]))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert "splade-onnx[export]" in _one_error_line(r)

@@ -1,4 +1,5 @@
 """One Expander / one SparseIndex shared by threads gives exactly the serial results (issue 6)."""
+
 from __future__ import annotations
 
 import threading
@@ -10,8 +11,10 @@ from splade_onnx import Expander
 
 THREADS = 8
 CALLS = 200
-WORDS = ("heart attack aspirin kidney stone protein folding gene expression cancer risk vitamin d "
-         "immune response cell growth sleep memory").split()
+WORDS = (
+    "heart attack aspirin kidney stone protein folding gene expression cancer risk vitamin d "
+    "immune response cell growth sleep memory"
+).split()
 
 
 def _texts(seed: int, n: int):
@@ -26,14 +29,15 @@ def expander(tiny_artifact):
 
 def test_eight_threads_two_hundred_calls_equal_serial(expander):
     max_lengths = [16, 32, 64]  # several truncation lengths: the per-length tokenizer copies are made concurrently
-    calls = [(t, c, _texts(t * CALLS + c, 1 + c % 3), max_lengths[(t + c) % 3]) for t in range(THREADS)
-             for c in range(CALLS)]
+    calls = [
+        (t, c, _texts(t * CALLS + c, 1 + c % 3), max_lengths[(t + c) % 3]) for t in range(THREADS) for c in range(CALLS)
+    ]
     uniq = {}
     for _, _, texts, ml in calls:
         for x in texts:
             uniq.setdefault((x, ml), None)
     serial = {}
-    for (x, ml) in uniq:
+    for x, ml in uniq:
         serial[(x, ml)] = expander.expand([x], max_length=ml)[0]
     base_tok = expander.tokenizer.to_str()
     barrier = threading.Barrier(THREADS)
@@ -41,7 +45,7 @@ def test_eight_threads_two_hundred_calls_equal_serial(expander):
     def worker(t):
         barrier.wait()
         out = []
-        for tt, c, texts, ml in calls:
+        for tt, _c, texts, ml in calls:
             if tt == t:
                 out.append((texts, ml, expander.expand(texts, max_length=ml)))
         return out
@@ -84,8 +88,9 @@ def index_and_queries(expander):
     from splade_onnx import SparseIndex
 
     docs = _texts(1, 300)
-    idx = SparseIndex.from_vectors(expander.expand(docs, max_length=32), ids=[f"d{i}" for i in range(len(docs))],
-                                   vocab_size=expander.vocab_size)
+    idx = SparseIndex.from_vectors(
+        expander.expand(docs, max_length=32), ids=[f"d{i}" for i in range(len(docs))], vocab_size=expander.vocab_size
+    )
     queries = expander.expand(_texts(99, 40), max_length=16)
     return idx, queries
 

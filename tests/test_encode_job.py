@@ -1,4 +1,5 @@
 """The resumable corpus job (`splade-onnx encode`, engine local): shards, manifest, resume after SIGKILL, errors."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ MAXLEN = 128  # shorter than the default 256: the same code path, half the encod
 
 def write_corpus(datasets_dir: Path, dest: Path, n: int, skip: int = 0) -> Path:
     with open(datasets_dir / "scifact" / "corpus.jsonl", encoding="utf-8") as f:
-        lines = [ln for ln in f if ln.strip()][skip:skip + n]
+        lines = [ln for ln in f if ln.strip()][skip : skip + n]
     dest.write_text("".join(lines), encoding="utf-8")
     return dest
 
@@ -77,7 +78,7 @@ def test_local_job_shards_manifest_and_vectors(tiny_artifact, corpus, reference,
     assert [e["documents"] for e in man["shards"]] == [50, 50, 20]
     for k, e in enumerate(man["shards"]):
         assert sha256_file(str(out / e["name"])) == e["sha256"]
-        assert e["nnz"] == sum(len(v.indices) for v in ref[50 * k:50 * (k + 1)])
+        assert e["nnz"] == sum(len(v.indices) for v in ref[50 * k : 50 * (k + 1)])
         assert (e["first_id"], e["last_id"]) == (ids[50 * k], ids[min(50 * k + 49, 119)])
     assert read_shard(str(out / "part-00002.parquet")).texts == texts[100:]
     assert json.loads((out / "vocab.json").read_text()) == Expander(tiny_artifact).vocab
@@ -100,8 +101,24 @@ def test_query_role_and_pruning_match_expand(tiny_artifact, corpus, reference, t
 def test_resume_after_sigkill_redoes_only_unfinished_shards(tiny_artifact, corpus, reference, tmp_path):
     ids, _, ref = reference
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "splade_onnx", "encode", str(corpus), "--model", tiny_artifact, "--out", str(out),
-           "--shard-size", "10", "--max-length", str(MAXLEN), "--workers", "1", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "splade_onnx",
+        "encode",
+        str(corpus),
+        "--model",
+        tiny_artifact,
+        "--out",
+        str(out),
+        "--shard-size",
+        "10",
+        "--max-length",
+        str(MAXLEN),
+        "--workers",
+        "1",
+        "--no-progress",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     man_path = out / "manifest.json"
     done: list = []
@@ -155,16 +172,29 @@ def test_bad_inputs_are_one_line_errors(tiny_artifact, corpus, tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and f"{bad}:2" in err and "not valid JSON" in err
 
-    assert main(["encode", str(tmp_path / "missing.jsonl"), "--model", tiny_artifact, "--out",
-                 str(tmp_path / "m")]) == 1
+    assert (
+        main(["encode", str(tmp_path / "missing.jsonl"), "--model", tiny_artifact, "--out", str(tmp_path / "m")]) == 1
+    )
     assert "file not found" in capsys.readouterr().err
 
 
 def test_other_job_in_out_is_refused_unless_overwrite(tiny_artifact, datasets_dir, tmp_path, capsys):
     small = write_corpus(datasets_dir, tmp_path / "c12.jsonl", 12)
     out = tmp_path / "o"
-    args = ["encode", str(small), "--model", tiny_artifact, "--out", str(out), "--shard-size", "5",
-            "--max-length", "64", "--workers", "1"]
+    args = [
+        "encode",
+        str(small),
+        "--model",
+        tiny_artifact,
+        "--out",
+        str(out),
+        "--shard-size",
+        "5",
+        "--max-length",
+        "64",
+        "--workers",
+        "1",
+    ]
     assert main(args) == 0
     capsys.readouterr()
     assert main(args[:-4] + ["--shard-size", "6", "--max-length", "64"]) == 1
@@ -172,8 +202,10 @@ def test_other_job_in_out_is_refused_unless_overwrite(tiny_artifact, datasets_di
     assert "different job" in err and "shard_size" in err
     assert main(args[:-4] + ["--shard-size", "6", "--max-length", "64", "--overwrite", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
-    assert info["shards"] == 2 and sorted(f for f in os.listdir(out) if f.endswith(".parquet")) == \
-        ["part-00000.parquet", "part-00001.parquet"]
+    assert info["shards"] == 2 and sorted(f for f in os.listdir(out) if f.endswith(".parquet")) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+    ]
 
 
 def test_int_ids_of_a_plain_text_corpus_stay_ints(tiny_artifact, tmp_path):

@@ -1,5 +1,6 @@
 """Ray Data integration against a real local Ray (2 CPUs, an actor pool of 2): the same vectors as a single-process
 expand, an actor killed (SIGKILL) mid-job, and the encode job on Ray."""
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,13 @@ def test_ray_columns_equal_single_process_expand(ray_local, docs, reference, tin
     assert table.schema.field("indices").type == pa.list_(pa.int32())
     assert table.schema.field("values").type == pa.list_(pa.float32())
     assert table.schema.field("tokens").type == pa.list_(pa.string())
-    check_rows(table.column("id").to_pylist(), table.column("indices").to_pylist(),
-               table.column("values").to_pylist(), ids, reference)
+    check_rows(
+        table.column("id").to_pylist(),
+        table.column("indices").to_pylist(),
+        table.column("values").to_pylist(),
+        ids,
+        reference,
+    )
     vocab = Expander(tiny_artifact).vocab
     for i, toks in zip(table.column("indices").to_pylist()[:20], table.column("tokens").to_pylist()[:20], strict=True):
         assert toks == [vocab[j] for j in i]

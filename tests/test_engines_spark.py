@@ -1,5 +1,6 @@
 """Spark integration against a real local Spark (local[2], task retries on): the same vectors as a single-process
 expand, a task whose Python worker is killed on its first attempt, and the encode job on Spark."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,14 @@ def spark():
     from pyspark.sql import SparkSession
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (SparkSession.builder.master("local[2,4]").appName("splade-onnx tests")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
-               .config("spark.driver.memory", "1g").getOrCreate())
+    session = (
+        SparkSession.builder.master("local[2,4]")
+        .appName("splade-onnx tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.driver.memory", "1g")
+        .getOrCreate()
+    )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -85,8 +91,7 @@ def test_spark_columns_equal_single_process_expand(spark, docs, reference, tiny_
     check_rows(q, ids[:40], e.encode_queries(texts[:40], prune=("top_k", 16)))
 
 
-def test_spark_task_killed_once_is_retried_and_every_id_is_there_once(spark, docs, reference, tiny_artifact,
-                                                                      tmp_path):
+def test_spark_task_killed_once_is_retried_and_every_id_is_there_once(spark, docs, reference, tiny_artifact, tmp_path):
     _, ids, texts = docs
     ids, texts, ref = ids[:120], texts[:120], reference[:120]
     marker = str(tmp_path / "attempts")

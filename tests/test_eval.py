@@ -1,4 +1,5 @@
 """`splade-onnx eval` on a dataset subset equals torch reference vectors searched by brute force."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,8 @@ def _subset(src: Path, dst: Path, n_docs: int) -> Path:
     (dst / "corpus.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in corpus), "utf-8")
     queries = [json.loads(x) for x in (src / "queries.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
     (dst / "queries.jsonl").write_text(
-        "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries if q["_id"] in qids), "utf-8")
+        "".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries if q["_id"] in qids), "utf-8"
+    )
     lines = ["query-id\tcorpus-id\tscore"] + [f"{q}\t{d}\t{r}" for q in sorted(qids) for d, r in qrels[q].items()]
     (dst / "qrels" / "test.tsv").write_text("\n".join(lines) + "\n", "utf-8")
     return dst
@@ -44,9 +46,27 @@ def test_eval_equals_torch_reference_brute_force(tiny_artifact, tiny_torch, data
     data = load_beir(str(ds))
     assert 30 <= len(data.query_ids) <= 200
     run_file = tmp_path / "run.trec"
-    r = subprocess.run([sys.executable, "-m", "splade_onnx", "eval", str(ds), "--model", tiny_artifact,
-                        "--doc-max-length", "256", "--query-max-length", "64", "--run-out", str(run_file),
-                        "--json"], capture_output=True, text=True, cwd=str(REPO))
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "splade_onnx",
+            "eval",
+            str(ds),
+            "--model",
+            tiny_artifact,
+            "--doc-max-length",
+            "256",
+            "--query-max-length",
+            "64",
+            "--run-out",
+            str(run_file),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=str(REPO),
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     ours = json.loads(r.stdout)
     assert ours["queries"] == len(data.query_ids) and ours["docs"] == 40

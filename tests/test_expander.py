@@ -1,4 +1,5 @@
 """Expander behaviour: order, batching, decode, truncation warnings, bad input, providers."""
+
 from __future__ import annotations
 
 import logging

@@ -1,5 +1,6 @@
 """Torch-free fusion of an MLM-logits ONNX, the hub path (offline HF cache layout, read-only cache, on-the-fly fuse
 of a logits-only repo) and the known-model registry."""
+
 from __future__ import annotations
 
 import os
@@ -36,9 +37,16 @@ def logits_onnx(tiny_checkpoint, tmp_path_factory):
     out = tmp_path_factory.mktemp("logits") / "model.onnx"
     ids = torch.ones(2, 8, dtype=torch.long)
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    torch.onnx.export(Logits(model), (ids, ids, torch.zeros_like(ids)), str(out), input_names=names,
-                      output_names=["logits"], dynamic_axes={k: {0: "b", 1: "s"} for k in names + ["logits"]},
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        Logits(model),
+        (ids, ids, torch.zeros_like(ids)),
+        str(out),
+        input_names=names,
+        output_names=["logits"],
+        dynamic_axes={k: {0: "b", 1: "s"} for k in names + ["logits"]},
+        opset_version=17,
+        dynamo=False,
+    )
     return str(out)
 
 
@@ -52,8 +60,9 @@ def _run_clean(code: str) -> str:
 
 
 @pytest.mark.parametrize("activation,pooling", [("log1p_relu", "max"), ("log1p_log1p_relu", "sum")])
-def test_fuse_cli_torch_free_parity(logits_onnx, tiny_checkpoint, tiny_torch, tiny_artifact, scifact_texts, tmp_path,
-                                    activation, pooling):
+def test_fuse_cli_torch_free_parity(
+    logits_onnx, tiny_checkpoint, tiny_torch, tiny_artifact, scifact_texts, tmp_path, activation, pooling
+):
     out = str(tmp_path / "fused")
     _run_clean(
         "from splade_onnx.cli import main\n"
@@ -73,8 +82,16 @@ def test_fuse_cli_torch_free_parity(logits_onnx, tiny_checkpoint, tiny_torch, ti
     # and against the torch reference, through the runtime
     model, tok = tiny_torch
     texts = scifact_texts[::24]
-    ref = splade_reference(model, tok, texts, max_length=256, activation=activation, pooling=pooling,
-                           zeroed_token_ids=m.zeroed_token_ids, batch_size=4)
+    ref = splade_reference(
+        model,
+        tok,
+        texts,
+        max_length=256,
+        activation=activation,
+        pooling=pooling,
+        zeroed_token_ids=m.zeroed_token_ids,
+        batch_size=4,
+    )
     with pytest.warns(UserWarning):
         vecs = Expander(out).expand(texts, max_length=256)
     if pooling == "max":
@@ -124,8 +141,12 @@ def test_hub_offline_cache_and_read_only(tiny_artifact, tmp_path, monkeypatch):
     assert os.path.realpath(e.path) == os.path.realpath(snap)
     v = e.expand("what is splade?")
     assert v.nnz > 0
-    pinned = Expander("someone/splade-tiny-onnx", revision="0123456789abcdef0123456789abcdef01234567",
-                      local_files_only=True, cache_dir=cache)
+    pinned = Expander(
+        "someone/splade-tiny-onnx",
+        revision="0123456789abcdef0123456789abcdef01234567",
+        local_files_only=True,
+        cache_dir=cache,
+    )
     assert np.array_equal(pinned.expand("what is splade?").indices, v.indices)
     from splade_onnx.errors import ArtifactError
 
@@ -150,18 +171,21 @@ def test_hub_offline_cache_and_read_only(tiny_artifact, tmp_path, monkeypatch):
             os.chmod(d, 0o755)
 
 
-def test_logits_only_repo_fused_on_the_fly_with_registry_defaults(logits_onnx, tiny_checkpoint, tmp_path,
-                                                                  monkeypatch):
+def test_logits_only_repo_fused_on_the_fly_with_registry_defaults(logits_onnx, tiny_checkpoint, tmp_path, monkeypatch):
     """prithivida/Splade_PP_en_v2 publishes onnx/model.onnx (MLM logits): fused once, torch-free, into
     SPLADE_ONNX_CACHE with the registry's head and 24/128 token budgets, then reused."""
     cache = str(tmp_path / "hub")
     fused_root = str(tmp_path / "splade-cache")
-    _hf_cache(cache, "prithivida/Splade_PP_en_v2", {
-        "onnx/model.onnx": logits_onnx,
-        "tokenizer.json": os.path.join(tiny_checkpoint, "tokenizer.json"),
-        "tokenizer_config.json": os.path.join(tiny_checkpoint, "tokenizer_config.json"),
-        "config.json": os.path.join(tiny_checkpoint, "config.json"),
-    })
+    _hf_cache(
+        cache,
+        "prithivida/Splade_PP_en_v2",
+        {
+            "onnx/model.onnx": logits_onnx,
+            "tokenizer.json": os.path.join(tiny_checkpoint, "tokenizer.json"),
+            "tokenizer_config.json": os.path.join(tiny_checkpoint, "tokenizer_config.json"),
+            "config.json": os.path.join(tiny_checkpoint, "config.json"),
+        },
+    )
     monkeypatch.setenv("SPLADE_ONNX_CACHE", fused_root)
     out = _run_clean(
         "import os\nfrom splade_onnx import Expander\n"
@@ -185,11 +209,16 @@ def test_registry_list_models_is_one_call():
 
     models = splade_onnx.list_models()
     ids = {m["id"] for m in models}
-    for need in ["prithivida/Splade_PP_en_v1", "prithivida/Splade_PP_en_v2", "telepix/PIXIE-Splade-Preview",
-                 "sewoong/korean-neural-sparse-encoder-v1", "naver/splade-v3",
-                 "naver/splade-cocondenser-ensembledistil",
-                 "opensearch-project/opensearch-neural-sparse-encoding-doc-v3-distill",
-                 "opensearch-project/opensearch-neural-sparse-encoding-multilingual-v1"]:
+    for need in [
+        "prithivida/Splade_PP_en_v1",
+        "prithivida/Splade_PP_en_v2",
+        "telepix/PIXIE-Splade-Preview",
+        "sewoong/korean-neural-sparse-encoder-v1",
+        "naver/splade-v3",
+        "naver/splade-cocondenser-ensembledistil",
+        "opensearch-project/opensearch-neural-sparse-encoding-doc-v3-distill",
+        "opensearch-project/opensearch-neural-sparse-encoding-multilingual-v1",
+    ]:
         assert need in ids
     for m in models:
         assert {"architecture", "activation", "pooling", "max_length", "roles", "license", "notes"} <= set(m)

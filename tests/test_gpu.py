@@ -1,5 +1,6 @@
 """The GPU path: IO binding, the fp16 export variant, onnxruntime/onnxruntime-gpu detection, CUDA parity (skipped
 with a clear reason where this onnxruntime has no CUDA provider)."""
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,11 @@ def test_fp16_export_parity_recorded_and_within_tolerance(fp16_artifact, tiny_ar
     assert q["fp32_graph_parity"] <= 1e-4
 
     def weight_bytes(folder: str) -> int:  # graph plus its external data file (model.onnx_data)
-        return sum(os.path.getsize(os.path.join(folder, f)) for f in ("model.onnx", "model.onnx_data")
-                   if os.path.exists(os.path.join(folder, f)))
+        return sum(
+            os.path.getsize(os.path.join(folder, f))
+            for f in ("model.onnx", "model.onnx_data")
+            if os.path.exists(os.path.join(folder, f))
+        )
 
     assert os.path.exists(os.path.join(path, "model.onnx_data"))
     assert weight_bytes(path) < 0.6 * weight_bytes(tiny_artifact)

@@ -1,6 +1,7 @@
 """The fp32 artifact's vocabulary-major head (``export/splade_onnx_export/head_layout.py``): ``[chunk x H] @ h^T`` per
 slice and a max over the innermost axis. It must give the token-major graph's weights (same sums, same support) on
 real splade-tiny with padded, mixed-length batches, raw or optimised, and the exporter must store it for fp32 only."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,11 @@ def _feeds(tokenizer_dir: str, texts, seq: int):
     tok.enable_padding()
     enc = tok.encode_batch(list(texts))
     ids = np.array([e.ids for e in enc], np.int64)
-    return {"input_ids": ids, "attention_mask": np.array([e.attention_mask for e in enc], np.int64),
-            "token_type_ids": np.zeros_like(ids)}
+    return {
+        "input_ids": ids,
+        "attention_mask": np.array([e.attention_mask for e in enc], np.int64),
+        "token_type_ids": np.zeros_like(ids),
+    }
 
 
 def test_vocab_major_equals_token_major(token_major_graph, scifact_texts, tmp_path):

@@ -1,5 +1,6 @@
 """The hostile-input catalogue: every odd input gets a valid vector or a TypeError/ValueError naming its position,
 and the rest of the batch is kept (issue 6)."""
+
 from __future__ import annotations
 
 import resource
@@ -39,10 +40,18 @@ VALID = {
     "tabs_newlines_crlf": "line one\r\nline two\tcolumn\x0bvt\x0cff",
     "combining_marks": "cafe\u0301 nai\u0308ve Z\u0351\u0316a\u0300\u0301\u0302\u0303lgo\u0489",
     "only_combining_after_letter": "e" + "\u0301" * 500,
-    "rtl_hebrew_arabic": "\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd \u0645\u0631\u062d\u0628\u0627 \u0628\u0627\u0644\u0639\u0627\u0644\u0645",
+    "rtl_hebrew_arabic": (
+        "\u05e9\u05dc\u05d5\u05dd \u05e2\u05d5\u05dc\u05dd "
+        "\u0645\u0631\u062d\u0628\u0627 \u0628\u0627\u0644\u0639\u0627\u0644\u0645"
+    ),
     "bidi_overrides": "\u202eevil\u202c text \u2066isolate\u2069 \u200fmark",
-    "emoji_zwj_flags": "\U0001f468\u200d\U0001f469\u200d\U0001f467 \U0001f1eb\U0001f1f7 \U0001f44d\U0001f3fd heart \u2764\ufe0f",
-    "mixed_scripts": "SPLADE \u6f22\u5b57 \ud55c\uad6d\uc5b4 \u0440\u0443\u0441\u0441\u043a\u0438\u0439 \u0395\u03bb\u03bb\u03b7\u03bd\u03b9\u03ba\u03ac \u0939\u093f\u0928\u094d\u0926\u0940 \u0e44\u0e17\u0e22",
+    "emoji_zwj_flags": (
+        "\U0001f468\u200d\U0001f469\u200d\U0001f467 \U0001f1eb\U0001f1f7 \U0001f44d\U0001f3fd heart \u2764\ufe0f"
+    ),
+    "mixed_scripts": (
+        "SPLADE \u6f22\u5b57 \ud55c\uad6d\uc5b4 \u0440\u0443\u0441\u0441\u043a\u0438\u0439 "
+        "\u0395\u03bb\u03bb\u03b7\u03bd\u03b9\u03ba\u03ac \u0939\u093f\u0928\u094d\u0926\u0940 \u0e44\u0e17\u0e22"
+    ),
     "zero_width_inside": "hea\u200brt at\u200ctack \ufeffrisk",
     "one_char": "a",
     "one_punct": "?",
@@ -188,14 +197,34 @@ def test_ten_megabyte_string(expander, unit):
 
 # ------------------------------------------------------------------ property: the pre-cut never changes tokens
 _alphabet = st.sampled_from(
-    list("abc xyz,.!?'-") + [" ", "  ", "\t", "\n", "\u00e9", "e\u0301", "\u6f22", "\u5b57", "\U0001f600", "\x00",
-                             "\u200b", "\u0645", "\u3000", "\u00a0", "1", "##", "[SEP]"]
+    list("abc xyz,.!?'-")
+    + [
+        " ",
+        "  ",
+        "\t",
+        "\n",
+        "\u00e9",
+        "e\u0301",
+        "\u6f22",
+        "\u5b57",
+        "\U0001f600",
+        "\x00",
+        "\u200b",
+        "\u0645",
+        "\u3000",
+        "\u00a0",
+        "1",
+        "##",
+        "[SEP]",
+    ]
 )
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(pieces=st.lists(st.lists(_alphabet, min_size=1, max_size=12).map("".join), min_size=1, max_size=40),
-       reps=st.integers(1, 4))
+@given(
+    pieces=st.lists(st.lists(_alphabet, min_size=1, max_size=12).map("".join), min_size=1, max_size=40),
+    reps=st.integers(1, 4),
+)
 def test_precut_keeps_exactly_the_tokens(expander, pieces, reps):
     max_length = 16
     limit = max(_precut.MIN_CUT_CHARS, max_length * _precut.CHARS_PER_TOKEN)

@@ -1,4 +1,5 @@
 """int8 artifacts (``export(..., quantize="int8")``) and the logits memory budget of the run loop."""
+
 from __future__ import annotations
 
 import warnings

@@ -1,6 +1,7 @@
 """int8-exact artifacts (``export(..., quantize="int8-exact")``): an int8 screen of the head with a proven error bound,
 exact fp32 recomputation of every entry that can be non-zero. The weights must be the fp32 artifact's, support
 included, on real splade-tiny with padded batches and mixed lengths."""
+
 from __future__ import annotations
 
 import warnings
@@ -83,7 +84,8 @@ def test_the_screen_prunes_and_the_recomputation_does_the_work(exact_artifact, t
         mask[i, : len(x.ids)] = 1
     feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": 0 * ids}
     out, approx, cand = _with_outputs(f"{exact_artifact}/model.onnx", ["/Concat_1_output_0", "screen/candf"]).run(
-        None, feeds)
+        None, feeds
+    )
     ref, true_max = _with_outputs(f"{tiny_artifact}/model.onnx", ["/Concat_1_output_0"]).run(None, feeds)
     support = (ref > 0).sum(1)
     assert np.all(cand[ref > 0] == 1)

@@ -2,6 +2,7 @@
 
 Needs pip to reach a package index for hatchling and the four runtime dependencies (cached after the first run);
 skipped with the reason when it cannot."""
+
 from __future__ import annotations
 
 import json

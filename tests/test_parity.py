@@ -1,4 +1,5 @@
 """Fidelity: the exported artifact, run by the torch-free runtime, reproduces the torch reference within 1e-4."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -98,11 +99,18 @@ def test_random_init_architectures_export_with_parity(kind, tiny_checkpoint, tmp
     from transformers import AutoModelForMaskedLM, AutoTokenizer, BertConfig, DistilBertConfig
 
     if kind == "bert":
-        cfg = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                         intermediate_size=128, max_position_embeddings=512)
+        cfg = BertConfig(
+            vocab_size=30522,
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=128,
+            max_position_embeddings=512,
+        )
     else:
-        cfg = DistilBertConfig(vocab_size=30522, dim=64, n_layers=2, n_heads=2, hidden_dim=128,
-                               max_position_embeddings=512)
+        cfg = DistilBertConfig(
+            vocab_size=30522, dim=64, n_layers=2, n_heads=2, hidden_dim=128, max_position_embeddings=512
+        )
     ckpt = make_random_checkpoint(str(tmp_path / "ckpt"), cfg, tiny_checkpoint, seed=1, head_bias_shift=-0.6)
     art = str(tmp_path / "art")
     m = export(ckpt, art)

@@ -1,4 +1,5 @@
 """Payloads for search engines, round-tripped: parse back and compare, and a real Qdrant (local mode) search."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,9 @@ def enc(tiny_artifact, scifact_texts):
     e = Expander(tiny_artifact)
     docs = scifact_texts[40:70]
     dv = e.encode_documents(docs, max_length=128)
-    qv = e.encode_queries(["ALDH1 expression and breast cancer prognosis", "0-dimensional biomaterials",
-                           "tumor suppressor genes"])
+    qv = e.encode_queries(
+        ["ALDH1 expression and breast cancer prognosis", "0-dimensional biomaterials", "tumor suppressor genes"]
+    )
     return e, docs, dv, qv
 
 
@@ -77,10 +79,13 @@ def test_qdrant_local_mode_search_matches_our_dot_product(enc):
     e, _, dv, qv = enc
     assert isinstance(P.qdrant_vector(dv[0]), models.SparseVector)
     client = qdrant_client.QdrantClient(":memory:")
-    client.create_collection("scifact", vectors_config={},
-                             sparse_vectors_config={"splade": models.SparseVectorParams()})
-    client.upsert("scifact", points=P.qdrant_points(list(range(len(dv))), dv, name="splade",
-                                                    payloads=[{"n": i} for i in range(len(dv))]))
+    client.create_collection(
+        "scifact", vectors_config={}, sparse_vectors_config={"splade": models.SparseVectorParams()}
+    )
+    client.upsert(
+        "scifact",
+        points=P.qdrant_points(list(range(len(dv))), dv, name="splade", payloads=[{"n": i} for i in range(len(dv))]),
+    )
     for q in qv:
         ours = np.array([q.dot(d) for d in dv])
         res = client.query_points("scifact", query=P.qdrant_vector(q), using="splade", limit=5).points

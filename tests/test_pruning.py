@@ -1,4 +1,5 @@
 """Encode-time pruning (OpenSearch PruneUtils semantics), checked against a plain-Python reference on real vectors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,9 +40,21 @@ def real_vectors(tiny_artifact, scifact_texts):
     return e, e.expand(texts, max_length=128)
 
 
-CASES = [("top_k", 1), ("top_k", 10), ("top_k", 64), ("top_k", 100000), ("max_ratio", 0.0), ("max_ratio", 0.1),
-         ("max_ratio", 0.5), ("alpha_mass", 0.0), ("alpha_mass", 0.3), ("alpha_mass", 0.9), ("abs_value", 0.0),
-         ("abs_value", 0.5), ("abs_value", 1.2)]
+CASES = [
+    ("top_k", 1),
+    ("top_k", 10),
+    ("top_k", 64),
+    ("top_k", 100000),
+    ("max_ratio", 0.0),
+    ("max_ratio", 0.1),
+    ("max_ratio", 0.5),
+    ("alpha_mass", 0.0),
+    ("alpha_mass", 0.3),
+    ("alpha_mass", 0.9),
+    ("abs_value", 0.0),
+    ("abs_value", 0.5),
+    ("abs_value", 1.2),
+]
 
 
 @pytest.mark.parametrize("method,value", CASES)
@@ -75,8 +88,10 @@ def test_prune_semantics_boundaries():
     assert [len(x) for x in prune([empty, v, empty], "alpha_mass", 0.9)] == [0, 2, 0]  # 4, 8 <= 9.9 < 10
 
 
-@pytest.mark.parametrize("method,value", [("top_k", 0), ("top_k", 2.5), ("max_ratio", 1.0), ("alpha_mass", -0.1),
-                                          ("abs_value", -1), ("nope", 1)])
+@pytest.mark.parametrize(
+    "method,value",
+    [("top_k", 0), ("top_k", 2.5), ("max_ratio", 1.0), ("alpha_mass", -0.1), ("abs_value", -1), ("nope", 1)],
+)
 def test_prune_rejects_values_outside_opensearch_ranges(method, value):
     with pytest.raises(ValueError):
         prune(SparseVector(np.array([1], np.int32), np.array([1.0], np.float32)), method, value)

@@ -1,4 +1,5 @@
 """Query/document roles: a pair of real models in one artifact, and document-only (IDF) queries on real SciFact text."""
+
 from __future__ import annotations
 
 import json
@@ -6,26 +7,30 @@ import os
 
 import numpy as np
 import pytest
+from conftest import doc_text, read_jsonl
 
 from splade_onnx import Expander
-from splade_onnx.errors import ArtifactError
 from splade_onnx.build.idf import add_idf_role, idf_of
 from splade_onnx.build.pair import make_pair
-
-from conftest import doc_text, read_jsonl
+from splade_onnx.errors import ArtifactError
 
 
 @pytest.fixture(scope="module")
 def query_artifact(tiny_checkpoint, tmp_path_factory):
     """A second real model with splade-tiny's tokenizer: random-init BERT (2 x 64), exported with query length 24."""
-    from transformers import BertConfig
-
     from helpers import make_random_checkpoint
     from splade_onnx_export import export
+    from transformers import BertConfig
 
     d = tmp_path_factory.mktemp("qmodel")
-    cfg = BertConfig(vocab_size=30522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=128, max_position_embeddings=512)
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=128,
+        max_position_embeddings=512,
+    )
     ckpt = make_random_checkpoint(str(d / "ckpt"), cfg, tiny_checkpoint, seed=3, head_bias_shift=2.0)
     out = d / "artifact"
     export(ckpt, str(out), query_max_length=24, document_max_length=128, source_name="random-bert-query")
@@ -39,9 +44,11 @@ def pair(tiny_artifact, query_artifact, tmp_path_factory):
     return str(out)
 
 
-QUERIES = ["0-dimensional biomaterials show inductive properties.",
-           "ALDH1 expression is associated with poorer prognosis for breast cancer primary tumors.",
-           "word " * 60]
+QUERIES = [
+    "0-dimensional biomaterials show inductive properties.",
+    "ALDH1 expression is associated with poorer prognosis for breast cancer primary tumors.",
+    "word " * 60,
+]
 
 
 def test_pair_routes_queries_and_documents_to_their_models(pair, tiny_artifact, query_artifact, scifact_texts):
@@ -92,8 +99,9 @@ def idf_artifact(tiny_artifact, scifact_corpus, tmp_path_factory):
     return str(out)
 
 
-def test_idf_query_encoding_matches_opensearch_doc_only_reference(idf_artifact, tiny_torch, scifact_corpus,
-                                                                   datasets_dir):
+def test_idf_query_encoding_matches_opensearch_doc_only_reference(
+    idf_artifact, tiny_torch, scifact_corpus, datasets_dir
+):
     """Reference: the model cards' recipe with the transformers tokenizer: distinct token ids of the query, special
     tokens removed, each weighted by idf.json; the table itself recomputed from SciFact with the HF tokenizer."""
     _, hf_tok = tiny_torch

@@ -1,5 +1,6 @@
 """Serverless/edge: import and load from a read-only folder with no writable HOME, nothing written, no network
 unless a hub id is given, and an offline flag that guarantees none (issue 6)."""
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,9 @@ def _snapshot(root: Path):
 def _run(code: str, env_extra: dict, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "XDG_", "SPLADE_ONNX_"))}
     env.update(env_extra)
-    return subprocess.run([sys.executable, "-c", GUARD + code], env=env, cwd=str(cwd), capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", GUARD + code], env=env, cwd=str(cwd), capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture()

@@ -1,5 +1,6 @@
 """SparseIndex from Parquet shards (`from_parquet`, `index --from-vectors`) and `SparseIndex.merge`, checked equal to
 indexes built in process."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,13 @@ from splade_onnx.io.corpus import read_corpus  # noqa: E402
 from splade_onnx.jobs.encode import run_encode_job  # noqa: E402
 
 MAXLEN = 128
-QUERIES = ["stem cells differentiation", "vitamin D deficiency and bone density", "tumor suppressor gene p53",
-           "antibiotic resistance in bacteria", "insulin signalling"]
+QUERIES = [
+    "stem cells differentiation",
+    "vitamin D deficiency and bone density",
+    "tumor suppressor gene p53",
+    "antibiotic resistance in bacteria",
+    "insulin signalling",
+]
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +60,9 @@ def assert_same_index(got: SparseIndex, ref: SparseIndex, qv, texts: bool = True
         assert [got.text(d) for d in got.ids] == [ref.text(d) for d in ref.ids]
     for q in qv:
         a, b = got.search(q, k=10), ref.search(q, k=10)
-        assert [h[0] if isinstance(h, tuple) else h.id for h in a] == \
-            [h[0] if isinstance(h, tuple) else h.id for h in b]
+        assert [h[0] if isinstance(h, tuple) else h.id for h in a] == [
+            h[0] if isinstance(h, tuple) else h.id for h in b
+        ]
 
 
 def test_from_parquet_equals_in_process_index(job):
@@ -110,8 +117,10 @@ def test_from_parquet_of_plain_parquet_files_and_damaged_shards(job, tmp_path):
 
 def test_merge_equals_index_built_at_once(job):
     out, ref, ids, texts, e, qv, vecs = job
-    parts = [SparseIndex.from_vectors(vecs[a:b], ids[a:b], vocab_size=e.vocab_size, vocab=e.vocab)
-             for a, b in ((0, 40), (40, 41), (41, 150))]
+    parts = [
+        SparseIndex.from_vectors(vecs[a:b], ids[a:b], vocab_size=e.vocab_size, vocab=e.vocab)
+        for a, b in ((0, 40), (40, 41), (41, 150))
+    ]
     parts[0].add([], [])  # an empty add changes nothing
     merged = SparseIndex.merge(parts)
     whole = SparseIndex.from_vectors(vecs, ids, vocab_size=e.vocab_size, vocab=e.vocab)

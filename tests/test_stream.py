@@ -1,4 +1,5 @@
 """Streaming: expand_iter yields in order, holds only a chunk, and keeps resident memory flat (issue 6)."""
+
 from __future__ import annotations
 
 import gc
@@ -81,6 +82,7 @@ def test_progress_bar_optional(expander, capsys):
     err = capsys.readouterr().err
     try:
         import tqdm  # noqa: F401
+
         # the bar is drawn (its final state may be cleared: leave=False), on stderr, with the stream's total
         assert "/20" in err and "text" in err
     except ImportError:  # pragma: no cover - tqdm is optional: no bar, same vectors

@@ -1,4 +1,5 @@
 """The per-length truncating view of the shared tokenizer gives exactly what tokenizers' own truncation gives."""
+
 from __future__ import annotations
 
 import pytest

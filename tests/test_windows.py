@@ -1,4 +1,5 @@
 """Long documents: overlapping windows merged by max, against the full-context encoding of real SciFact documents."""
+
 from __future__ import annotations
 
 import os
@@ -6,12 +7,11 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import doc_text, read_jsonl
 
 from splade_onnx import Expander
 from splade_onnx.artifact.manifest import Manifest
 from splade_onnx.encode.windows import make_windows, window_starts
-
-from conftest import doc_text, read_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +83,11 @@ def test_windows_track_full_context_better_than_truncation(tiny, long_docs, full
     # share of the full-context vector's weight mass on tokens the other vector also activates
     mw = [float(f.to_dense(n)[w.indices].sum() / f.values.sum()) for f, w in zip(full, win)]
     mt = [float(f.to_dense(n)[t.indices].sum() / f.values.sum()) for f, t in zip(full, trunc)]
-    print(f"window {window}: cosine to full-context mean {np.mean(cw):.4f} (min {np.min(cw):.4f}) vs truncation "
-          f"{np.mean(ct):.4f}; full-context mass covered {np.mean(mw):.4f} vs {np.mean(mt):.4f}; top-20 overlap "
-          f"{np.mean(ow):.3f} vs truncation {np.mean(ot):.3f}")
+    print(
+        f"window {window}: cosine to full-context mean {np.mean(cw):.4f} (min {np.min(cw):.4f}) vs truncation "
+        f"{np.mean(ct):.4f}; full-context mass covered {np.mean(mw):.4f} vs {np.mean(mt):.4f}; top-20 overlap "
+        f"{np.mean(ow):.3f} vs truncation {np.mean(ot):.3f}"
+    )
     assert np.mean(cw) > np.mean(ct) + 0.03 and np.min(cw) > 0.8
     assert np.mean(mw) > np.mean(mt)
     assert np.mean(ow) > 0.4
@@ -106,8 +108,9 @@ def test_window_batching_is_exact_under_any_budget(tiny_artifact, long_docs):
 
 def test_window_mode_from_constructor_and_sum_pooling_refused(tiny_artifact, long_docs, tmp_path):
     e = Expander(tiny_artifact, long_documents="window", stride=64)
-    assert e.encode_documents(long_docs[:2], max_length=128) == e.expand(long_docs[:2], max_length=128,
-                                                                          long_documents="window", stride=64)
+    assert e.encode_documents(long_docs[:2], max_length=128) == e.expand(
+        long_docs[:2], max_length=128, long_documents="window", stride=64
+    )
     with pytest.raises(ValueError, match="long_documents"):
         Expander(tiny_artifact, long_documents="chunks")
     sum_art = tmp_path / "sum"

@@ -1,4 +1,5 @@
 """splade-onnx: a small, fast, torch-free runtime for SPLADE learned-sparse retrieval models."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

@@ -1,4 +1,5 @@
 """Environment checks: the CPU and GPU onnxruntime wheels must not share one environment."""
+
 from __future__ import annotations
 
 import logging
@@ -8,11 +9,20 @@ log = logging.getLogger("splade_onnx")
 
 # Every distribution that installs the same top-level ``onnxruntime`` package.
 ORT_DISTRIBUTIONS = (
-    "onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino", "onnxruntime-qnn",
-    "onnxruntime-rocm", "onnxruntime-training", "ort-nightly", "ort-nightly-gpu",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-directml",
+    "onnxruntime-openvino",
+    "onnxruntime-qnn",
+    "onnxruntime-rocm",
+    "onnxruntime-training",
+    "ort-nightly",
+    "ort-nightly-gpu",
 )
-GPU_INSTALL = ("pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu tokenizers numpy "
-               "huggingface-hub && pip install --no-deps splade-onnx")
+GPU_INSTALL = (
+    "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu tokenizers numpy "
+    "huggingface-hub && pip install --no-deps splade-onnx"
+)
 
 
 def _norm(name: str) -> str:
@@ -41,8 +51,10 @@ def onnxruntime_conflict(distributions: Optional[Iterable[str]] = None) -> Optio
     found = installed_onnxruntime_distributions(distributions)
     if len(found) < 2:
         return None
-    return (f"several onnxruntime distributions are installed ({', '.join(found)}); they share one 'onnxruntime' "
-            f"package and overwrite each other, so the CUDA provider may be missing. Fix: {GPU_INSTALL}")
+    return (
+        f"several onnxruntime distributions are installed ({', '.join(found)}); they share one 'onnxruntime' "
+        f"package and overwrite each other, so the CUDA provider may be missing. Fix: {GPU_INSTALL}"
+    )
 
 
 def doctor(distributions: Optional[Iterable[str]] = None, *, log_warning: bool = True) -> Dict[str, object]:

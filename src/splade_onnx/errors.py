@@ -1,4 +1,5 @@
 """Exceptions raised by splade-onnx. Every message names the file or position at fault and what to do."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence
@@ -65,7 +66,7 @@ class MissingExtraError(SpladeOnnxError, ImportError):
     def __init__(self, extra: str, what: str, cause: Optional[BaseException] = None) -> None:
         self.extra = extra
         reason = f" ({cause})" if cause else ""
-        super().__init__(f"{what} needs the [{extra}] extra: pip install \"splade-onnx[{extra}]\"{reason}")
+        super().__init__(f'{what} needs the [{extra}] extra: pip install "splade-onnx[{extra}]"{reason}')
 
 
 class ExportError(SpladeOnnxError, RuntimeError):

@@ -1,4 +1,5 @@
 """The sparse vector type returned by :class:`splade_onnx.Expander`."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List

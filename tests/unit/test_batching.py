@@ -1,5 +1,6 @@
 """The one batching loop (splade_onnx.encode.batching): every sequence runs exactly once, padded and masked, in runs
 that respect the batch size and the logits budget."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,12 @@ VOCAB = 50
 
 
 @settings(max_examples=60, deadline=None)
-@given(lengths=st.lists(st.integers(1, 40), min_size=0, max_size=30), batch=st.integers(1, 9),
-       budget_rows=st.integers(1, 12), tti=st.booleans())
+@given(
+    lengths=st.lists(st.integers(1, 40), min_size=0, max_size=30),
+    batch=st.integers(1, 9),
+    budget_rows=st.integers(1, 12),
+    tti=st.booleans(),
+)
 def test_every_sequence_runs_once_under_the_budget(lengths, batch, budget_rows, tti):
     rng = np.random.default_rng(len(lengths))
     seqs = [list(rng.integers(1, VOCAB, size=n)) for n in lengths]
@@ -33,8 +38,9 @@ def test_every_sequence_runs_once_under_the_budget(lengths, batch, budget_rows, 
         return out
 
     seen = []
-    for positions, rows in run_sequences(run, seqs, vocab_size=VOCAB, pad_id=0, batch_size=batch,
-                                         budget_bytes=budget, token_type_ids=tti):
+    for positions, rows in run_sequences(
+        run, seqs, vocab_size=VOCAB, pad_id=0, batch_size=batch, budget_bytes=budget, token_type_ids=tti
+    ):
         for r, j in enumerate(positions):
             assert rows[r, 0] == sum(seqs[j]) and rows[r, 1] == len(seqs[j])
             seen.append(int(j))

@@ -1,4 +1,5 @@
 """Every command failure becomes one ``error:`` line and an exit code (splade_onnx.cli.errors.run_command)."""
+
 from __future__ import annotations
 
 import pytest
@@ -10,20 +11,24 @@ from splade_onnx.errors import ExportParityError, FuseError, InputFileError, Mis
 def _raise(exc):
     def f():
         raise exc
+
     return f
 
 
-@pytest.mark.parametrize("exc, code", [
-    (ExportParityError("graph differs by 0.1 (> 0.0001); artifact not written"), EXIT_ERROR),
-    (FuseError("no [batch, seq, vocab] logits output"), EXIT_ERROR),
-    (MissingExtraError("serve", "serve"), EXIT_ERROR),
-    (InputFileError("not valid JSON", "c.jsonl", 3), EXIT_ERROR),
-    (FileNotFoundError("x"), EXIT_ERROR),
-    (ValueError("bad value"), EXIT_ERROR),
-    (UsageError("no texts given"), EXIT_USAGE),
-    (KeyboardInterrupt(), EXIT_INTERRUPTED),
-    (RuntimeError("something unexpected"), EXIT_ERROR),
-])
+@pytest.mark.parametrize(
+    "exc, code",
+    [
+        (ExportParityError("graph differs by 0.1 (> 0.0001); artifact not written"), EXIT_ERROR),
+        (FuseError("no [batch, seq, vocab] logits output"), EXIT_ERROR),
+        (MissingExtraError("serve", "serve"), EXIT_ERROR),
+        (InputFileError("not valid JSON", "c.jsonl", 3), EXIT_ERROR),
+        (FileNotFoundError("x"), EXIT_ERROR),
+        (ValueError("bad value"), EXIT_ERROR),
+        (UsageError("no texts given"), EXIT_USAGE),
+        (KeyboardInterrupt(), EXIT_INTERRUPTED),
+        (RuntimeError("something unexpected"), EXIT_ERROR),
+    ],
+)
 def test_failures_are_one_line_with_an_exit_code(capsys, exc, code):
     assert run_command(_raise(exc)) == code
     err = capsys.readouterr().err

@@ -1,4 +1,5 @@
 """The one corpus reader (splade_onnx.io.corpus): JSONL and plain text read the same way everywhere."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,10 +10,17 @@ from splade_onnx.io.corpus import Document, iter_documents, read_corpus, read_qr
 
 def test_jsonl_beir_ids_titles_and_texts(tmp_path):
     p = tmp_path / "c.jsonl"
-    p.write_text('{"_id": "d1", "title": "Aspirin", "text": "reduces risk"}\n\n{"id": 7, "text": "kidney"}\n'
-                 '{"text": "no id"}\n{"_id": 0, "contents": "anserini style"}\n', encoding="utf-8")
-    assert list(iter_documents(p)) == [Document("d1", "Aspirin reduces risk"), Document(7, "kidney"),
-                                       Document(4, "no id"), Document(0, "anserini style")]
+    p.write_text(
+        '{"_id": "d1", "title": "Aspirin", "text": "reduces risk"}\n\n{"id": 7, "text": "kidney"}\n'
+        '{"text": "no id"}\n{"_id": 0, "contents": "anserini style"}\n',
+        encoding="utf-8",
+    )
+    assert list(iter_documents(p)) == [
+        Document("d1", "Aspirin reduces risk"),
+        Document(7, "kidney"),
+        Document(4, "no id"),
+        Document(0, "anserini style"),
+    ]
 
 
 def test_plain_text_uses_line_numbers_as_ids(tmp_path):
@@ -30,11 +38,14 @@ def test_the_format_is_decided_by_content_not_by_extension(tmp_path):
     assert read_corpus(q) == ([1], ["plain text in a .jsonl"])
 
 
-@pytest.mark.parametrize("body, line, why", [
-    ('{"_id": "a", "text": "ok"}\n{"_id": "b", "text": \n', 2, "not valid JSON"),
-    ('{"_id": "a", "text": "ok"}\n["a list"]\n', 2, "JSON object"),
-    ('{"_id": "a", "title": "", "text": "  "}\n', 1, "empty document"),
-])
+@pytest.mark.parametrize(
+    "body, line, why",
+    [
+        ('{"_id": "a", "text": "ok"}\n{"_id": "b", "text": \n', 2, "not valid JSON"),
+        ('{"_id": "a", "text": "ok"}\n["a list"]\n', 2, "JSON object"),
+        ('{"_id": "a", "title": "", "text": "  "}\n', 1, "empty document"),
+    ],
+)
 def test_bad_lines_name_path_and_line(tmp_path, body, line, why):
     p = tmp_path / "c.jsonl"
     p.write_text(body, encoding="utf-8")

@@ -1,5 +1,6 @@
 """The package's shape, checked from its source: no import cycles between modules, and no module reads another
 module's private names (``obj._x`` or ``from m import _x`` where ``_x`` is defined elsewhere)."""
+
 from __future__ import annotations
 
 import ast
@@ -50,7 +51,7 @@ def _find_cycle(graph: dict):
         stack.append(n)
         for m in sorted(graph.get(n, ())):
             if state.get(m) == "open":
-                return stack[stack.index(m):] + [m]
+                return stack[stack.index(m) :] + [m]
             if m not in state:
                 found = visit(m)
                 if found:
@@ -118,5 +119,9 @@ def test_no_module_reads_another_modules_private_names(name):
 def test_the_private_check_flags_foreign_private_access():
     assert private_uses("def f(e):\n    return e._session\n") == [(2, "_session")]
     assert private_uses("from splade_onnx.encode import _x\n") == [(1, "_x")]
-    assert private_uses("class A:\n    def __init__(self):\n        self._x = 1\n    def f(self):\n"
-                        "        return self._x\n") == []
+    assert (
+        private_uses(
+            "class A:\n    def __init__(self):\n        self._x = 1\n    def f(self):\n        return self._x\n"
+        )
+        == []
+    )

@@ -1,4 +1,5 @@
 """Typed package (py.typed; mypy runs in scripts/lint.sh), logging through `logging`, no print in the library."""
+
 from __future__ import annotations
 
 import ast
@@ -33,8 +34,12 @@ def test_no_print_or_stdout_writes_in_the_library(path):
             f = node.func
             if isinstance(f, ast.Name) and f.id in ("print", "breakpoint"):
                 bad.append(f"{f.id}() at line {node.lineno}")
-            if (isinstance(f, ast.Attribute) and f.attr == "write" and isinstance(f.value, ast.Attribute)
-                    and f.value.attr in ("stdout", "stderr")):
+            if (
+                isinstance(f, ast.Attribute)
+                and f.attr == "write"
+                and isinstance(f.value, ast.Attribute)
+                and f.value.attr in ("stdout", "stderr")
+            ):
                 bad.append(f"sys.{f.value.attr}.write at line {node.lineno}")
     assert not bad, f"{path.name}: use logging.getLogger('splade_onnx') instead of {bad}"
 

@@ -1,4 +1,5 @@
 """Resolve a model reference (a local artifact folder or a hub repo id) to a local folder."""
+
 from __future__ import annotations
 
 import os
@@ -26,12 +27,15 @@ def fuse_snapshot(snapshot: str, repo_id: str) -> str:
     Torch-free: needs only the ``onnx`` package (the ``fuse`` extra)."""
     from splade_onnx.artifact.registry import lookup
 
-    logits = next((os.path.join(snapshot, p) for p in LOGITS_ONNX_PATHS if os.path.isfile(os.path.join(snapshot, p))),
-                  None)
+    logits = next(
+        (os.path.join(snapshot, p) for p in LOGITS_ONNX_PATHS if os.path.isfile(os.path.join(snapshot, p))), None
+    )
     if logits is None or not os.path.isfile(os.path.join(snapshot, TOKENIZER_NAME)):
         raise ArtifactError(
             f"no {MANIFEST_NAME}, and no MLM-logits ONNX ({' or '.join(LOGITS_ONNX_PATHS)}) with a {TOKENIZER_NAME} "
-            "to fuse: not a splade-onnx artifact", snapshot)
+            "to fuse: not a splade-onnx artifact",
+            snapshot,
+        )
     reg = lookup(repo_id) or {}
     act = reg.get("activation", "log1p_relu")
     pool = reg.get("pooling", "max")
@@ -44,19 +48,32 @@ def fuse_snapshot(snapshot: str, repo_id: str) -> str:
         from splade_onnx.build.formula import read_model_window
         from splade_onnx.build.fuse import fuse
     except ImportError as e:  # pragma: no cover
-        raise ArtifactError("this repo holds only an MLM-logits ONNX; fusing it needs the onnx package: "
-                            "pip install 'splade-onnx[fuse]'", snapshot) from e
+        raise ArtifactError(
+            "this repo holds only an MLM-logits ONNX; fusing it needs the onnx package: "
+            "pip install 'splade-onnx[fuse]'",
+            snapshot,
+        ) from e
     try:
         import onnx  # noqa: F401
     except ImportError as e:
-        raise ArtifactError("this repo holds only an MLM-logits ONNX; fusing it needs the onnx package: "
-                            "pip install 'splade-onnx[fuse]'", snapshot) from e
+        raise ArtifactError(
+            "this repo holds only an MLM-logits ONNX; fusing it needs the onnx package: "
+            "pip install 'splade-onnx[fuse]'",
+            snapshot,
+        ) from e
     fuse(
-        logits, out, tokenizer=snapshot, activation=act, pooling=pool,
+        logits,
+        out,
+        tokenizer=snapshot,
+        activation=act,
+        pooling=pool,
         zeroed_token_ids="special" if reg.get("zero_special_tokens") else (),
-        query_max_length=int(lengths.get("query", 64)), document_max_length=int(lengths.get("document", 256)),
+        query_max_length=int(lengths.get("query", 64)),
+        document_max_length=int(lengths.get("document", 256)),
         model_max_length=reg.get("max_length", {}).get("model") or read_model_window(snapshot),
-        overwrite=True, source_name=f"{repo_id}@{rev}", architecture=reg.get("architecture"),
+        overwrite=True,
+        source_name=f"{repo_id}@{rev}",
+        architecture=reg.get("architecture"),
     )
     return out
 

@@ -1,4 +1,5 @@
 """The artifact manifest: what an exported model folder holds and how to run it."""
+
 from __future__ import annotations
 
 import contextlib
@@ -106,22 +107,33 @@ class Manifest:
 
     def validate(self, path: Optional[str] = None) -> None:
         if self.activation not in ACTIVATIONS:
-            raise ArtifactError(f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)}); "
-                                "upgrade splade-onnx or re-export the artifact.", path)
+            raise ArtifactError(
+                f"unknown activation {self.activation!r} (known: {', '.join(ACTIVATIONS)}); "
+                "upgrade splade-onnx or re-export the artifact.",
+                path,
+            )
         if self.pooling not in POOLINGS:
-            raise ArtifactError(f"unknown pooling {self.pooling!r} (known: {', '.join(POOLINGS)}); "
-                                "upgrade splade-onnx or re-export the artifact.", path)
+            raise ArtifactError(
+                f"unknown pooling {self.pooling!r} (known: {', '.join(POOLINGS)}); "
+                "upgrade splade-onnx or re-export the artifact.",
+                path,
+            )
         if not isinstance(self.vocab_size, int) or self.vocab_size <= 0:
             raise ArtifactError(f"invalid vocab_size {self.vocab_size!r}; re-export the artifact.", path)
         if "input_ids" not in self.inputs or "attention_mask" not in self.inputs:
-            raise ArtifactError("manifest inputs must include input_ids and attention_mask; re-export the artifact.",
-                                path)
+            raise ArtifactError(
+                "manifest inputs must include input_ids and attention_mask; re-export the artifact.", path
+            )
 
 
 def check_out_dir(out_dir: str, overwrite: bool) -> None:
     """Refuse to replace a non-empty ``out_dir`` unless ``overwrite``."""
     if os.path.exists(out_dir) and os.listdir(out_dir) and not overwrite:
-        what = "already holds an artifact" if os.path.isfile(os.path.join(out_dir, MANIFEST_NAME)) else "exists and is not empty"
+        what = (
+            "already holds an artifact"
+            if os.path.isfile(os.path.join(out_dir, MANIFEST_NAME))
+            else "exists and is not empty"
+        )
         raise FileExistsError(f"{out_dir} {what}; pass overwrite=True (--overwrite)")
 
 

@@ -39,7 +39,6 @@ from splade_onnx.build.formula import (
     PARITY_TEXTS,
     parity_batch_size,
     parity_length,
-    read_model_window,
     read_special_tokens,
     special_token_ids,
     splade_numpy,

@@ -2,8 +2,10 @@
 
 ``idf(t) = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))`` (BM25's / Lucene's IDF, always positive), over the artifact's
 own tokenization, every vocabulary token included (a token seen in no document gets the largest weight, since SPLADE
-documents are expanded to tokens their text does not contain). See :mod:`splade_onnx.encode.roles` for how queries use it.
+documents are expanded to tokens their text does not contain). See :mod:`splade_onnx.encode.roles` for how queries
+use it.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +19,9 @@ from splade_onnx.artifact.manifest import IDF_NAME, TOKENIZER_NAME, Manifest
 from splade_onnx.build.pair import copy_artifact
 
 
-def document_frequencies(tokenizer: Any, texts: Iterable[str], vocab_size: int, *, batch: int = 256
-                         ) -> Tuple[np.ndarray, int]:
+def document_frequencies(
+    tokenizer: Any, texts: Iterable[str], vocab_size: int, *, batch: int = 256
+) -> Tuple[np.ndarray, int]:
     """``(df, n_docs)``: in how many texts each token id occurs (special tokens excluded), by id."""
     df = np.zeros(vocab_size, dtype=np.int64)
     n = 0
@@ -70,8 +73,15 @@ def build_idf(artifact: str, texts: Iterable[str]) -> Dict[str, float]:
     return dict(sorted(table.items(), key=lambda kv: tok.token_to_id(kv[0]) or 0))
 
 
-def add_idf_role(artifact: str, texts: Iterable[str], out_dir: Optional[str] = None, *, overwrite: bool = False,
-                 corpus_name: Optional[str] = None, max_length: Optional[int] = None) -> Manifest:
+def add_idf_role(
+    artifact: str,
+    texts: Iterable[str],
+    out_dir: Optional[str] = None,
+    *,
+    overwrite: bool = False,
+    corpus_name: Optional[str] = None,
+    max_length: Optional[int] = None,
+) -> Manifest:
     """Write ``idf.json`` (built from ``texts``) into a copy of ``artifact`` at ``out_dir`` (or in place) and record
     the document-only query role in its manifest. Returns the manifest."""
     out_dir = out_dir or artifact
@@ -85,10 +95,14 @@ def add_idf_role(artifact: str, texts: Iterable[str], out_dir: Optional[str] = N
     m.extra = dict(m.extra or {})
     m.extra["roles"] = {
         "document": {"kind": "model", "path": "."},
-        "query": {"kind": "idf", "file": IDF_NAME, "documents": len([t for t in texts if isinstance(t, str)
-                                                                       and t.strip()]),
-                  "corpus": corpus_name, "formula": "ln(1 + (N - df + 0.5) / (df + 0.5))",
-                  "max_length": int(max_length or m.max_length.get("model") or m.max_length["query"])},
+        "query": {
+            "kind": "idf",
+            "file": IDF_NAME,
+            "documents": len([t for t in texts if isinstance(t, str) and t.strip()]),
+            "corpus": corpus_name,
+            "formula": "ln(1 + (N - df + 0.5) / (df + 0.5))",
+            "max_length": int(max_length or m.max_length.get("model") or m.max_length["query"]),
+        },
     }
     m.files = dict(m.files, idf=IDF_NAME)
     m.write(out_dir)

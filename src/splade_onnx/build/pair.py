@@ -1,4 +1,5 @@
 """``pair``: bundle a document model and a query model (same vocabulary) into one artifact folder."""
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,15 @@ def copy_artifact(src: str, dest: str, overwrite: bool) -> None:
     shutil.copytree(src, dest, ignore=shutil.ignore_patterns(QUERY_DIR, "*.tmp"))
 
 
-def make_pair(document_artifact: str, query_artifact: str, out_dir: str, *, document_max_length: Optional[int] = None,
-              query_max_length: Optional[int] = None, overwrite: bool = False) -> Manifest:
+def make_pair(
+    document_artifact: str,
+    query_artifact: str,
+    out_dir: str,
+    *,
+    document_max_length: Optional[int] = None,
+    query_max_length: Optional[int] = None,
+    overwrite: bool = False,
+) -> Manifest:
     """Bundle a document model and a query model (same vocabulary) into one artifact folder: the document artifact at
     the top, the query artifact in ``query/``, ``roles`` recorded in the top manifest. Returns the top manifest."""
     dm, qm = Manifest.read(document_artifact), Manifest.read(query_artifact)
@@ -40,8 +48,10 @@ def make_pair(document_artifact: str, query_artifact: str, out_dir: str, *, docu
         dm.max_length["document"] = int(min(document_max_length, dm.max_length.get("model", document_max_length)))
     dm.max_length["query"] = qm.max_length["query"]
     dm.extra = dict(dm.extra or {})
-    dm.extra["roles"] = {"document": {"kind": "model", "path": "."},
-                         "query": {"kind": "model", "path": QUERY_DIR, "source": qm.source}}
+    dm.extra["roles"] = {
+        "document": {"kind": "model", "path": "."},
+        "query": {"kind": "model", "path": QUERY_DIR, "source": qm.source},
+    }
     dm.write(out_dir)
     _check_loads(out_dir)
     return dm

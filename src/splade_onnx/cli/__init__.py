@@ -1,4 +1,5 @@
 """The ``splade-onnx`` command line."""
+
 from splade_onnx.cli.main import build_parser, main
 
 __all__ = ["main", "build_parser"]

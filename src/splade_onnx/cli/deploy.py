@@ -1,4 +1,5 @@
 """``splade-onnx idf`` and ``splade-onnx pair``: build document-only and query/document artifacts (torch-free)."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,10 @@ from splade_onnx.io.corpus import iter_documents
 def add_parsers(sub: Any) -> None:
     """Register ``idf`` and ``pair``."""
     p = sub.add_parser(
-        "idf", help="build an IDF table from a corpus: document-only (inference-free) query encoding",
-        description="Tokenize CORPUS (JSONL with _id/title/text or contents, or plain text one document a line) with the "
+        "idf",
+        help="build an IDF table from a corpus: document-only (inference-free) query encoding",
+        description="Tokenize CORPUS (JSONL with _id/title/text or contents, or plain text one document a line) "
+        "with the "
         "artifact's tokenizer, write idf.json (token -> ln(1 + (N - df + 0.5)/(df + 0.5))) into a copy of the "
         "artifact at --out (or in place), and record the 'idf' query role: encode_queries then weights each distinct "
         "query token by its IDF, with no model run.",
@@ -27,7 +30,8 @@ def add_parsers(sub: Any) -> None:
     p.set_defaults(func=_cmd_idf)
 
     p = sub.add_parser(
-        "pair", help="bundle a document model and a query model into one artifact",
+        "pair",
+        help="bundle a document model and a query model into one artifact",
         description="Copy DOC_ARTIFACT to OUT_DIR and QUERY_ARTIFACT to OUT_DIR/query, with roles in the manifest: "
         "encode_documents runs the document model, encode_queries the query model (each with its own length).",
     )
@@ -46,26 +50,40 @@ def _cmd_idf(args: argparse.Namespace) -> int:
 
     out = args.out or args.model
     texts = (d.text for d in itertools.islice(iter_documents(args.corpus), args.limit))
-    m = add_idf_role(args.model, texts, out, overwrite=args.overwrite,
-                     corpus_name=os.path.basename(os.path.dirname(os.path.abspath(args.corpus))) or args.corpus)
+    m = add_idf_role(
+        args.model,
+        texts,
+        out,
+        overwrite=args.overwrite,
+        corpus_name=os.path.basename(os.path.dirname(os.path.abspath(args.corpus))) or args.corpus,
+    )
     q = m.extra["roles"]["query"]
     if args.json:
         print(json.dumps({"out_dir": out, "idf": os.path.join(out, IDF_NAME), "documents": q["documents"]}))
     else:
-        print(f"wrote {os.path.join(out, IDF_NAME)} from {q['documents']} documents; queries of {out} are now "
-              "encoded document-only (IDF-weighted tokens, no model run)")
+        print(
+            f"wrote {os.path.join(out, IDF_NAME)} from {q['documents']} documents; queries of {out} are now "
+            "encoded document-only (IDF-weighted tokens, no model run)"
+        )
     return 0
 
 
 def _cmd_pair(args: argparse.Namespace) -> int:
     from splade_onnx.build.pair import make_pair
 
-    m = make_pair(args.document_artifact, args.query_artifact, args.out_dir,
-                  document_max_length=args.doc_max_length, query_max_length=args.query_max_length,
-                  overwrite=args.overwrite)
+    m = make_pair(
+        args.document_artifact,
+        args.query_artifact,
+        args.out_dir,
+        document_max_length=args.doc_max_length,
+        query_max_length=args.query_max_length,
+        overwrite=args.overwrite,
+    )
     if args.json:
         print(json.dumps({"out_dir": args.out_dir, "max_length": m.max_length, "roles": m.extra["roles"]}))
     else:
-        print(f"wrote {args.out_dir}: documents by {m.source} ({m.max_length['document']} tokens), queries by "
-              f"{m.extra['roles']['query']['source']} ({m.max_length['query']} tokens)")
+        print(
+            f"wrote {args.out_dir}: documents by {m.source} ({m.max_length['document']} tokens), queries by "
+            f"{m.extra['roles']['query']['source']} ({m.max_length['query']} tokens)"
+        )
     return 0

@@ -1,4 +1,5 @@
 """How the command line reports failures: every failure is one ``error: ...`` line on stderr and an exit code."""
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,7 @@ def run_command(func: Callable[[], int], *, verbose: bool = False) -> int:
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except (SpladeOnnxError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError,
-            ValueError) as e:
+    except (SpladeOnnxError, FileNotFoundError, FileExistsError, IsADirectoryError, PermissionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
@@ -39,6 +39,9 @@ def run_command(func: Callable[[], int], *, verbose: bool = False) -> int:
     except Exception as e:  # noqa: BLE001 - the last line of defence: still one line, and how to see more
         if verbose:
             log.exception("unexpected failure")
-        print(f"error: unexpected {type(e).__name__}: {e}"
-              + ("" if verbose else " (rerun with --verbose for the traceback)"), file=sys.stderr)
+        print(
+            f"error: unexpected {type(e).__name__}: {e}"
+            + ("" if verbose else " (rerun with --verbose for the traceback)"),
+            file=sys.stderr,
+        )
         return EXIT_ERROR

@@ -1,4 +1,5 @@
 """``splade-onnx`` command line: the parser, one module per command group, and the error-to-exit-code mapping."""
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--json", action="store_true", help="machine-readable JSON output")
     common.add_argument("-v", "--verbose", action="store_true", help="log progress at INFO level")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=lambda **kw: argparse.ArgumentParser(  # type: ignore[call-overload]
-        parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, **kw))
+    sub = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        parser_class=lambda **kw: argparse.ArgumentParser(  # type: ignore[call-overload]
+            parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter, **kw
+        ),
+    )
     for group in COMMAND_GROUPS:
         group.add_parsers(sub)
     return parser
@@ -51,8 +57,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     return run_command(lambda: args.func(args), verbose=args.verbose)
 
 

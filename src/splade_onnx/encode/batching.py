@@ -5,6 +5,7 @@ holds at most ``batch_size`` rows and few enough that its ``rows x seq x vocab``
 (at least one row, so one sequence of any length always runs). Peak memory of a call is then about the loaded model
 + this budget + the run's encoder activations, whatever the batch size and text length.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Iterator, Sequence, Tuple
@@ -42,7 +43,7 @@ def run_sequences(
     while start < n:
         seq = int(lengths[order[start]])
         rows = min(rows_per_run(seq, vocab_size, budget_bytes, batch_size), n - start)
-        idx = order[start: start + rows]
+        idx = order[start : start + rows]
         ids = np.full((rows, seq), pad_id, dtype=np.int64)
         mask = np.zeros((rows, seq), dtype=np.int64)
         for r, j in enumerate(idx):

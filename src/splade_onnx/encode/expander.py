@@ -5,6 +5,7 @@ truncating views (:mod:`.tokenize`, :mod:`.precut`), the session and the one bat
 :mod:`.batching`), long-document windows (:mod:`.windows`), query roles (:mod:`.roles`), pruning (:mod:`.pruning`)
 and streaming (:mod:`.stream`).
 """
+
 from __future__ import annotations
 
 import logging
@@ -105,8 +106,11 @@ class Expander:
         tok_path = os.path.join(self.path, self.manifest.files.get("tokenizer", TOKENIZER_NAME))
         data_name = self.manifest.files.get("model_data")
         data_path = os.path.join(self.path, data_name) if data_name else None
-        for p, what in ((model_path, "ONNX graph"), (data_path, "ONNX weights (external data)"),
-                        (tok_path, "tokenizer")):
+        for p, what in (
+            (model_path, "ONNX graph"),
+            (data_path, "ONNX weights (external data)"),
+            (tok_path, "tokenizer"),
+        ):
             if p is not None and not os.path.isfile(p):
                 raise ArtifactError(f"{what} file is missing; re-export or re-download the artifact", p)
         expected = {model_path: self.manifest.model_sha256} if verify and self.manifest.model_sha256 else {}
@@ -119,8 +123,9 @@ class Expander:
         check_digests = _verify_in_background(expected)
         try:
             self._tokens = TokenizerViews(load_tokenizer(tok_path, self.manifest), self.manifest.vocab_size)
-            self._session = SpladeSession(model_path, self.manifest, providers=providers, threads=threads,
-                                          io_binding=io_binding)
+            self._session = SpladeSession(
+                model_path, self.manifest, providers=providers, threads=threads, io_binding=io_binding
+            )
         except BaseException:
             check_digests()
             raise
@@ -129,12 +134,19 @@ class Expander:
         self.prune = pruning.parse_spec(prune)
         self.long_documents = windows.check_mode(long_documents)
         self.stride = stride
-        self._query_role = self._load_query_role(query_model, providers=providers, threads=threads, verify=verify,
-                                                 revision=revision, cache_dir=cache_dir,
-                                                 local_files_only=local_files_only)
+        self._query_role = self._load_query_role(
+            query_model,
+            providers=providers,
+            threads=threads,
+            verify=verify,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+        )
 
-    def _load_query_role(self, query_model: "Union[None, str, os.PathLike[str], Expander]",
-                         **load_kwargs: Any) -> Optional[roles.QueryRole]:
+    def _load_query_role(
+        self, query_model: "Union[None, str, os.PathLike[str], Expander]", **load_kwargs: Any
+    ) -> Optional[roles.QueryRole]:
         """The query role: from ``query_model=`` (an Expander, an artifact path or hub id, or ``"idf"``), else from
         the manifest's ``extra["roles"]["query"]``, else ``None`` (queries use the artifact's own model)."""
         spec = roles.query_spec(self.manifest)
@@ -142,8 +154,11 @@ class Expander:
             return None
         if query_model == "idf" or (query_model is None and spec is not None and spec.get("kind") == "idf"):
             if spec is None or spec.get("kind") != "idf":
-                raise ArtifactError("query_model='idf' but this artifact has no IDF table; build one with "
-                                    "`splade-onnx idf CORPUS --model ARTIFACT --out OUT`", self.path)
+                raise ArtifactError(
+                    "query_model='idf' but this artifact has no IDF table; build one with "
+                    "`splade-onnx idf CORPUS --model ARTIFACT --out OUT`",
+                    self.path,
+                )
             return roles.IdfQueryRole(self.path, self.manifest, self._tokens, spec)
         if isinstance(query_model, Expander):
             query = query_model
@@ -151,19 +166,22 @@ class Expander:
             if query_model is None:
                 assert spec is not None
                 if spec.get("kind") != "model":
-                    raise ArtifactError(f"unknown query role kind {spec.get('kind')!r} (known: model, idf)",
-                                        self.path)
+                    raise ArtifactError(f"unknown query role kind {spec.get('kind')!r} (known: model, idf)", self.path)
                 source: "str | os.PathLike[str]" = os.path.join(self.path, spec.get("path", roles.QUERY_DIR))
                 load_kwargs = {k: v for k, v in load_kwargs.items() if k in ("providers", "threads", "verify")}
             else:
                 source = query_model
-            query = Expander(source, batch_size=self.batch_size, logits_budget_mb=self.logits_budget_bytes / (1 << 20),
-                             **load_kwargs)
+            query = Expander(
+                source, batch_size=self.batch_size, logits_budget_mb=self.logits_budget_bytes / (1 << 20), **load_kwargs
+            )
         if query.manifest.vocab_size != self.manifest.vocab_size or (
-                query.tokenizer.get_vocab(with_added_tokens=True) != self.tokenizer.get_vocab(with_added_tokens=True)):
+            query.tokenizer.get_vocab(with_added_tokens=True) != self.tokenizer.get_vocab(with_added_tokens=True)
+        ):
             raise ArtifactError(
                 f"the query model ({query.path}) and the document model ({self.path}) have different vocabularies: "
-                "their vectors would not share dimensions", query.path)
+                "their vectors would not share dimensions",
+                query.path,
+            )
         return roles.ModelQueryRole(query)
 
     # ----------------------------------------------------------------------------------------------- properties
@@ -204,18 +222,36 @@ class Expander:
     # ----------------------------------------------------------------------------------------------- encoding
     @overload
     def expand(  # type: ignore[overload-overlap]  # a str is also an Iterable[str]: the str overload wins
-        self, texts: str, *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...,
-        prune: pruning.PruneSpec = ..., long_documents: Optional[str] = ..., stride: Optional[int] = ...,
+        self,
+        texts: str,
+        *,
+        max_length: Optional[int] = ...,
+        batch_size: Optional[int] = ...,
+        prune: pruning.PruneSpec = ...,
+        long_documents: Optional[str] = ...,
+        stride: Optional[int] = ...,
     ) -> SparseVector: ...
     @overload
     def expand(
-        self, texts: Iterable[str], *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...,
-        prune: pruning.PruneSpec = ..., long_documents: Optional[str] = ..., stride: Optional[int] = ...,
+        self,
+        texts: Iterable[str],
+        *,
+        max_length: Optional[int] = ...,
+        batch_size: Optional[int] = ...,
+        prune: pruning.PruneSpec = ...,
+        long_documents: Optional[str] = ...,
+        stride: Optional[int] = ...,
     ) -> List[SparseVector]: ...
 
     def expand(
-        self, texts: Union[str, Iterable[str]], *, max_length: Optional[int] = None, batch_size: Optional[int] = None,
-        prune: pruning.PruneSpec = None, long_documents: Optional[str] = None, stride: Optional[int] = None,
+        self,
+        texts: Union[str, Iterable[str]],
+        *,
+        max_length: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        prune: pruning.PruneSpec = None,
+        long_documents: Optional[str] = None,
+        stride: Optional[int] = None,
     ) -> Union[SparseVector, List[SparseVector]]:
         """Encode texts into sparse vectors, in input order.
 
@@ -230,13 +266,21 @@ class Expander:
         other text are computed and kept on the exception's ``.results``.
         """
         if isinstance(texts, str):
-            return self.expand([texts], max_length=max_length, batch_size=batch_size, prune=prune,
-                               long_documents=long_documents, stride=stride)[0]
+            return self.expand(
+                [texts],
+                max_length=max_length,
+                batch_size=batch_size,
+                prune=prune,
+                long_documents=long_documents,
+                stride=stride,
+            )[0]
         if isinstance(texts, (bytes, bytearray)):
             raise TextTypeError(f"texts must be strings, got {type(texts).__name__}; decode it first", [0], [None])
         if isinstance(texts, (Mapping, set, frozenset)):  # keys or values? and a set has no order to return
-            raise TypeError(f"texts must be a list (or other ordered iterable) of strings, got {type(texts).__name__}; "
-                            "pass list(d.values()) or sorted(s)")
+            raise TypeError(
+                f"texts must be a list (or other ordered iterable) of strings, got {type(texts).__name__}; "
+                "pass list(d.values()) or sorted(s)"
+            )
         if texts is None or not isinstance(texts, Iterable):
             raise TypeError(f"texts must be a list of strings, got {type(texts).__name__}")
         items = list(texts)
@@ -254,9 +298,15 @@ class Expander:
             batch = batch_size or self.batch_size
             if windows.check_mode(long_documents or self.long_documents) == "window":
                 vecs = windows.encode_windowed(
-                    self._session, self._tokens.base, good_texts, window=max_length,
-                    stride=stride if stride is not None else self.stride, batch_size=batch,
-                    budget_bytes=self.logits_budget_bytes, pooling=self.manifest.pooling)
+                    self._session,
+                    self._tokens.base,
+                    good_texts,
+                    window=max_length,
+                    stride=stride if stride is not None else self.stride,
+                    batch_size=batch,
+                    budget_bytes=self.logits_budget_bytes,
+                    pooling=self.manifest.pooling,
+                )
             else:
                 vecs = self._encode_truncated(good_texts, max_length, batch)
             for i, v in zip(good, pruning.apply(list(vecs), prune if prune is not None else self.prune)):
@@ -267,45 +317,83 @@ class Expander:
 
     @overload
     def encode_queries(  # type: ignore[overload-overlap]
-        self, texts: str, *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...,
+        self,
+        texts: str,
+        *,
+        max_length: Optional[int] = ...,
+        batch_size: Optional[int] = ...,
         prune: pruning.PruneSpec = ...,
     ) -> SparseVector: ...
     @overload
     def encode_queries(
-        self, texts: Iterable[str], *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...,
+        self,
+        texts: Iterable[str],
+        *,
+        max_length: Optional[int] = ...,
+        batch_size: Optional[int] = ...,
         prune: pruning.PruneSpec = ...,
     ) -> List[SparseVector]: ...
 
     def encode_queries(
-        self, texts: Union[str, Iterable[str]], *, max_length: Optional[int] = None, batch_size: Optional[int] = None,
+        self,
+        texts: Union[str, Iterable[str]],
+        *,
+        max_length: Optional[int] = None,
+        batch_size: Optional[int] = None,
         prune: pruning.PruneSpec = None,
     ) -> Union[SparseVector, List[SparseVector]]:
         """:meth:`expand` with the manifest's query length, or the query role's encoder (a separate query model, or
         the IDF table of a document-only artifact) when the artifact or ``query_model=`` defines one."""
         if self._query_role is not None:
-            return self._query_role.encode(texts, max_length=max_length, batch_size=batch_size,
-                                           prune=prune if prune is not None else self.prune)
-        return self.expand(texts, max_length=max_length or self.manifest.max_length["query"], batch_size=batch_size,
-                           prune=prune)
+            return self._query_role.encode(
+                texts, max_length=max_length, batch_size=batch_size, prune=prune if prune is not None else self.prune
+            )
+        return self.expand(
+            texts, max_length=max_length or self.manifest.max_length["query"], batch_size=batch_size, prune=prune
+        )
 
     @overload
     def encode_documents(  # type: ignore[overload-overlap]
-        self, texts: str, *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...,
-        prune: pruning.PruneSpec = ..., long_documents: Optional[str] = ..., stride: Optional[int] = ...,
+        self,
+        texts: str,
+        *,
+        max_length: Optional[int] = ...,
+        batch_size: Optional[int] = ...,
+        prune: pruning.PruneSpec = ...,
+        long_documents: Optional[str] = ...,
+        stride: Optional[int] = ...,
     ) -> SparseVector: ...
     @overload
     def encode_documents(
-        self, texts: Iterable[str], *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...,
-        prune: pruning.PruneSpec = ..., long_documents: Optional[str] = ..., stride: Optional[int] = ...,
+        self,
+        texts: Iterable[str],
+        *,
+        max_length: Optional[int] = ...,
+        batch_size: Optional[int] = ...,
+        prune: pruning.PruneSpec = ...,
+        long_documents: Optional[str] = ...,
+        stride: Optional[int] = ...,
     ) -> List[SparseVector]: ...
 
     def encode_documents(
-        self, texts: Union[str, Iterable[str]], *, max_length: Optional[int] = None, batch_size: Optional[int] = None,
-        prune: pruning.PruneSpec = None, long_documents: Optional[str] = None, stride: Optional[int] = None,
+        self,
+        texts: Union[str, Iterable[str]],
+        *,
+        max_length: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        prune: pruning.PruneSpec = None,
+        long_documents: Optional[str] = None,
+        stride: Optional[int] = None,
     ) -> Union[SparseVector, List[SparseVector]]:
         """:meth:`expand` with the manifest's document length."""
-        return self.expand(texts, max_length=max_length or self.manifest.max_length["document"], batch_size=batch_size,
-                           prune=prune, long_documents=long_documents, stride=stride)
+        return self.expand(
+            texts,
+            max_length=max_length or self.manifest.max_length["document"],
+            batch_size=batch_size,
+            prune=prune,
+            long_documents=long_documents,
+            stride=stride,
+        )
 
     def encode_query(self, texts: Any, **kwargs: Any) -> Any:
         """Deprecated alias of :meth:`encode_queries`."""
@@ -314,18 +402,23 @@ class Expander:
 
     def encode_document(self, texts: Any, **kwargs: Any) -> Any:
         """Deprecated alias of :meth:`encode_documents`."""
-        warnings.warn("Expander.encode_document is deprecated; use encode_documents", DeprecationWarning,
-                      stacklevel=2)
+        warnings.warn("Expander.encode_document is deprecated; use encode_documents", DeprecationWarning, stacklevel=2)
         return self.encode_documents(texts, **kwargs)
 
-    def expand_iter(self, texts: Iterable[str], *, chunk_size: int = 256, progress: bool = False,
-                    total: Optional[int] = None, **expand_kwargs: Any) -> Iterator[SparseVector]:
+    def expand_iter(
+        self,
+        texts: Iterable[str],
+        *,
+        chunk_size: int = 256,
+        progress: bool = False,
+        total: Optional[int] = None,
+        **expand_kwargs: Any,
+    ) -> Iterator[SparseVector]:
         """Stream: yield one vector per text in input order, holding only ``chunk_size`` texts (and their vectors)
         at a time, so a corpus of any length encodes in flat memory. ``progress=True`` shows a tqdm bar when tqdm
         is installed (``total`` sizes it for generators). Other keyword arguments go to :meth:`expand`. A bad item
         raises like :meth:`expand`, with ``.positions`` counted from the start of the stream."""
-        return expand_iter(self.expand, texts, chunk_size=chunk_size, progress=progress, total=total,
-                           **expand_kwargs)
+        return expand_iter(self.expand, texts, chunk_size=chunk_size, progress=progress, total=total, **expand_kwargs)
 
     def encode_stream(self, texts: Iterable[str], **kwargs: Any) -> Iterator[SparseVector]:
         """Deprecated alias of :meth:`expand_iter`."""
@@ -346,8 +439,9 @@ class Expander:
                 stacklevel=4,
             )
         out: List[Optional[SparseVector]] = [None] * len(texts)
-        for idx, dense in self._session.run_sequences([e.ids for e in encodings], batch_size=batch_size,
-                                                      budget_bytes=self.logits_budget_bytes):
+        for idx, dense in self._session.run_sequences(
+            [e.ids for e in encodings], batch_size=batch_size, budget_bytes=self.logits_budget_bytes
+        ):
             for r, j in enumerate(idx):
                 out[j] = SparseVector.from_dense(dense[r])
         return out  # type: ignore[return-value]
@@ -373,7 +467,9 @@ class Expander:
 
     def __repr__(self) -> str:
         m = self.manifest
-        return f"Expander({m.source!r}, architecture={m.architecture!r}, vocab={m.vocab_size}, providers={self.providers})"
+        return (
+            f"Expander({m.source!r}, architecture={m.architecture!r}, vocab={m.vocab_size}, providers={self.providers})"
+        )
 
 
 def _verify_in_background(expected: Dict[str, str]) -> Any:

@@ -10,6 +10,7 @@ the full text); otherwise the full text is tokenized as before.
 For BERT's normalizer with ``handle_chinese_chars`` (each CJK ideograph is its own word) and BERT's pre-tokenizer
 (each punctuation character is its own word) those characters are cut points too.
 """
+
 from __future__ import annotations
 
 import re
@@ -28,8 +29,14 @@ _WS_CUT = re.compile(r"\S(?= )")
 
 def _is_cjk(cp: int) -> bool:  # the ranges BERT's normalizer pads with spaces
     return (
-        0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF or 0x2A700 <= cp <= 0x2B73F
-        or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2A6DF
+        or 0x2A700 <= cp <= 0x2B73F
+        or 0x2B740 <= cp <= 0x2B81F
+        or 0x2B820 <= cp <= 0x2CEAF
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
     )
 
 

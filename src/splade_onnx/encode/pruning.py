@@ -14,6 +14,7 @@ The four methods follow ``org.opensearch.neuralsearch.util.prune.PruneUtils`` (t
 
 The survivors keep their ascending token-id order, so a pruned :class:`SparseVector` is a valid vector.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union, overload
@@ -119,8 +120,9 @@ def prune(vectors: SparseVector, method: str, value: float) -> SparseVector: ...
 def prune(vectors: Iterable[SparseVector], method: str, value: float) -> List[SparseVector]: ...
 
 
-def prune(vectors: Union[SparseVector, Iterable[SparseVector]], method: str, value: float
-          ) -> Union[SparseVector, List[SparseVector]]:
+def prune(
+    vectors: Union[SparseVector, Iterable[SparseVector]], method: str, value: float
+) -> Union[SparseVector, List[SparseVector]]:
     """Prune one :class:`SparseVector` or a list of them; returns the same shape (new vectors)."""
     method, value = check(method, value)
     single = isinstance(vectors, SparseVector)
@@ -149,8 +151,10 @@ def prune_many(vecs: Sequence[SparseVector], method: str, value: float) -> List[
     new_ptr = np.zeros(len(vecs) + 1, dtype=np.int64)
     np.cumsum(kept_per_row, out=new_ptr[1:])
     ki, kv = indices[keep], values[keep]
-    return [SparseVector(ki[new_ptr[r]:new_ptr[r + 1]].copy(), kv[new_ptr[r]:new_ptr[r + 1]].copy())
-            for r in range(len(vecs))]
+    return [
+        SparseVector(ki[new_ptr[r] : new_ptr[r + 1]].copy(), kv[new_ptr[r] : new_ptr[r + 1]].copy())
+        for r in range(len(vecs))
+    ]
 
 
 def apply(vectors: List[Optional[SparseVector]], spec: PruneSpec) -> List[Optional[SparseVector]]:

@@ -17,11 +17,13 @@ tokenized with the artifact's tokenizer, the special tokens (``[CLS]``, ``[SEP]`
 ``zeroed_token_ids`` are dropped, each *distinct* remaining token gets its weight from the IDF table (a repeated token
 counts once, as in the model cards' ``query_vector[input_ids] = 1; query_vector * idf``), and tokens with no IDF
 weight are dropped. ``idf.json`` maps token strings to weights, the format OpenSearch ships with those models, so a
-published table can be dropped into an artifact as is. :func:`splade_onnx.build.idf.build_idf` computes one from a corpus with
+published table can be dropped into an artifact as is. :func:`splade_onnx.build.idf.build_idf` computes one from a
+corpus with
 ``idf(t) = ln(1 + (N - df(t) + 0.5) / (df(t) + 0.5))`` (BM25's / Lucene's IDF, always positive), over the same
 tokenization, every vocabulary token included (a token seen in no document gets the largest weight, since SPLADE
 documents are expanded to tokens their text does not contain).
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +48,14 @@ class QueryEncoder(Protocol):
 
     manifest: Manifest
 
-    def expand(self, texts: Any, *, max_length: Optional[int] = ..., batch_size: Optional[int] = ...,
-               prune: pruning.PruneSpec = ...) -> Any: ...
+    def expand(
+        self,
+        texts: Any,
+        *,
+        max_length: Optional[int] = ...,
+        batch_size: Optional[int] = ...,
+        prune: pruning.PruneSpec = ...,
+    ) -> Any: ...
 
 
 class QueryRole(Protocol):
@@ -58,8 +66,14 @@ class QueryRole(Protocol):
     @property
     def max_length(self) -> int: ...
 
-    def encode(self, texts: Any, *, max_length: Optional[int] = None, batch_size: Optional[int] = None,
-               prune: pruning.PruneSpec = None) -> Any: ...
+    def encode(
+        self,
+        texts: Any,
+        *,
+        max_length: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        prune: pruning.PruneSpec = None,
+    ) -> Any: ...
 
 
 def query_spec(manifest: Manifest) -> Optional[Dict[str, Any]]:
@@ -84,10 +98,15 @@ class ModelQueryRole:
     def max_length(self) -> int:
         return int(self.encoder.manifest.max_length["query"])
 
-    def encode(self, texts: Any, *, max_length: Optional[int] = None, batch_size: Optional[int] = None,
-               prune: pruning.PruneSpec = None) -> Any:
-        return self.encoder.expand(texts, max_length=max_length or self.max_length, batch_size=batch_size,
-                                   prune=prune)
+    def encode(
+        self,
+        texts: Any,
+        *,
+        max_length: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        prune: pruning.PruneSpec = None,
+    ) -> Any:
+        return self.encoder.expand(texts, max_length=max_length or self.max_length, batch_size=batch_size, prune=prune)
 
 
 class IdfQueryRole:
@@ -116,20 +135,30 @@ class IdfQueryRole:
                 continue
             self.idf[i] = float(w)
         if unknown:
-            raise ArtifactError(f"IDF table has {len(unknown)} token(s) not in the tokenizer's vocabulary "
-                                f"(e.g. {unknown[:5]}): it belongs to another tokenizer", path)
+            raise ArtifactError(
+                f"IDF table has {len(unknown)} token(s) not in the tokenizer's vocabulary "
+                f"(e.g. {unknown[:5]}): it belongs to another tokenizer",
+                path,
+            )
         if np.any(self.idf < 0) or not np.all(np.isfinite(self.idf)):
             raise ArtifactError("IDF weights must be finite and non-negative", path)
         self.idf[np.asarray(manifest.zeroed_token_ids, dtype=np.int64)] = 0.0
-        self._max_length = int(spec.get("max_length") or manifest.max_length.get("model")
-                               or manifest.max_length["query"])
+        self._max_length = int(
+            spec.get("max_length") or manifest.max_length.get("model") or manifest.max_length["query"]
+        )
 
     @property
     def max_length(self) -> int:
         return self._max_length
 
-    def encode(self, texts: Any, *, max_length: Optional[int] = None, batch_size: Optional[int] = None,
-               prune: pruning.PruneSpec = None) -> Any:
+    def encode(
+        self,
+        texts: Any,
+        *,
+        max_length: Optional[int] = None,
+        batch_size: Optional[int] = None,
+        prune: pruning.PruneSpec = None,
+    ) -> Any:
         if isinstance(texts, str):
             return self.encode([texts], max_length=max_length, prune=prune)[0]
         items = list(texts)

@@ -1,5 +1,6 @@
 """onnxruntime sessions: the one place that creates them (providers, threads, arena) and runs them (IO binding on
 CUDA: inputs copied once, the output kept on the device until one copy back)."""
+
 from __future__ import annotations
 
 import logging
@@ -60,7 +61,9 @@ def normalize_providers(providers: Optional[Union[str, Sequence[ProviderSpec]]])
         log.warning(
             "execution provider(s) %s not available in this onnxruntime (%s has %s); falling back to %s. "
             "For CUDA install onnxruntime-gpu instead of onnxruntime (see docs/deployment.md, 'GPU').",
-            ", ".join(missing), ort.__version__, ", ".join(sorted(available)),
+            ", ".join(missing),
+            ort.__version__,
+            ", ".join(sorted(available)),
             ", ".join(_name(p) for p in usable) or "CPUExecutionProvider",
         )
     if not any(_name(p) == "CPUExecutionProvider" for p in usable):
@@ -72,7 +75,7 @@ def ort_reason(e: BaseException, limit: int = 300) -> str:
     """onnxruntime's load error without its C++ source location, so the reason itself fits in a message."""
     msg = " ".join(str(e).split())
     msg = re.sub(r"/\S+\.(?:cc|h|cpp):\d+ \S+?\(.*?\) ", "", msg)
-    return msg if len(msg) <= limit else msg[: limit // 3] + " ... " + msg[-(2 * limit) // 3:]
+    return msg if len(msg) <= limit else msg[: limit // 3] + " ... " + msg[-(2 * limit) // 3 :]
 
 
 def create_session(
@@ -117,8 +120,9 @@ def session_device(session: Any) -> str:
     return "cuda" if provs and provs[0] == "CUDAExecutionProvider" else "cpu"
 
 
-def run_bound(session: Any, feeds: Dict[str, np.ndarray], output_name: str, device: Optional[str] = None,
-              device_id: int = 0) -> np.ndarray:
+def run_bound(
+    session: Any, feeds: Dict[str, np.ndarray], output_name: str, device: Optional[str] = None, device_id: int = 0
+) -> np.ndarray:
     """``session.run([output_name], feeds)[0]`` through an IO binding: each call gets its own binding (so threads
     can share the session); inputs are bound from numpy, the output is allocated on ``device`` and copied to the
     host once."""
@@ -148,8 +152,12 @@ class SpladeSession:
     ) -> None:
         # Exported artifacts store onnxruntime's optimised graph (manifest extra.optimization): load them at "basic"
         # and never spend load time on fusions; older artifacts keep onnxruntime's default.
-        sess = create_session(model_path, providers=providers, threads=threads,
-                              basic_optimization=bool((manifest.extra or {}).get("optimization")))
+        sess = create_session(
+            model_path,
+            providers=providers,
+            threads=threads,
+            basic_optimization=bool((manifest.extra or {}).get("optimization")),
+        )
         outs = sess.get_outputs()
         names = [o.name for o in outs]
         if names != [OUTPUT_NAME]:
@@ -168,8 +176,9 @@ class SpladeSession:
         self.input_names: List[str] = [i.name for i in sess.get_inputs()]
         missing = [n for n in manifest.inputs if n not in self.input_names]
         if missing:
-            raise ArtifactError(f"graph lacks inputs {missing} named in the manifest; re-export the artifact",
-                                model_path)
+            raise ArtifactError(
+                f"graph lacks inputs {missing} named in the manifest; re-export the artifact", model_path
+            )
         self.session = sess
         self.vocab_size = manifest.vocab_size
         self.pad_id = manifest.pad_token_id
@@ -187,10 +196,17 @@ class SpladeSession:
             return run_bound(self.session, feeds, OUTPUT_NAME, self.device)
         return self.session.run([OUTPUT_NAME], feeds)[0]
 
-    def run_sequences(self, sequences: Sequence[Sequence[int]], *, batch_size: int, budget_bytes: int
-                      ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+    def run_sequences(
+        self, sequences: Sequence[Sequence[int]], *, batch_size: int, budget_bytes: int
+    ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
         """Token-id sequences through :func:`~splade_onnx.encode.batching.run_sequences`: ``(positions, rows)``
         per run, under the logits budget."""
-        return run_sequences(self.run, sequences, vocab_size=self.vocab_size, pad_id=self.pad_id,
-                             batch_size=batch_size, budget_bytes=budget_bytes,
-                             token_type_ids="token_type_ids" in self.input_names)
+        return run_sequences(
+            self.run,
+            sequences,
+            vocab_size=self.vocab_size,
+            pad_id=self.pad_id,
+            batch_size=batch_size,
+            budget_bytes=budget_bytes,
+            token_type_ids="token_type_ids" in self.input_names,
+        )

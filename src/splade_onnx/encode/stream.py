@@ -1,4 +1,5 @@
 """Streaming encoding: vectors out in order while only one chunk of texts is held in memory."""
+
 from __future__ import annotations
 
 import itertools
@@ -59,8 +60,10 @@ def expand_iter(
                 moved = [p + offset for p in e.positions]
                 if moved:
                     e.positions = moved
-                    e.args = (f"{e.args[0]} (positions are within the chunk starting at stream position {offset}; "
-                              f"stream positions: {moved})",)
+                    e.args = (
+                        f"{e.args[0]} (positions are within the chunk starting at stream position {offset}; "
+                        f"stream positions: {moved})",
+                    )
                 raise
             offset += len(chunk)
             if bar is not None:

@@ -1,5 +1,6 @@
 """Text -> token ids: loading and checking an artifact's tokenizer, per-length truncating views of it, and the
 validation of input texts that every encoder (model or IDF) applies before tokenizing."""
+
 from __future__ import annotations
 
 import logging
@@ -38,7 +39,11 @@ def load_tokenizer(tok_path: str, manifest: Manifest) -> Any:
         log.warning(
             "%s: tokenizer has %d tokens, far fewer than the %d weights the model outputs; output dimensions "
             "past %d can still fire but no text token maps to them. If this is not intended, re-export the "
-            "artifact with the model's own tokenizer.", tok_path, vocab_n, manifest.vocab_size, vocab_n,
+            "artifact with the model's own tokenizer.",
+            tok_path,
+            vocab_n,
+            manifest.vocab_size,
+            vocab_n,
         )
     for role, spec in (manifest.special_tokens or {}).items():
         if not isinstance(spec, dict) or spec.get("token") is None or spec.get("id") is None:
@@ -65,8 +70,12 @@ class TruncatingTokenizer:
     def __init__(self, tokenizer: Any, max_length: int) -> None:
         self._tok = tokenizer
         self._room = max(0, int(max_length) - tokenizer.num_special_tokens_to_add(False))
-        self.truncation = {"max_length": int(max_length), "stride": 0, "strategy": "longest_first",
-                           "direction": "right"}
+        self.truncation = {
+            "max_length": int(max_length),
+            "stride": 0,
+            "strategy": "longest_first",
+            "direction": "right",
+        }
 
     def _finish(self, enc: Any) -> Any:
         if len(enc.ids) > self._room:
@@ -139,8 +148,9 @@ def validate_texts(items: Sequence[object]) -> Tuple[List[int], List[Tuple[int, 
     return bad_type, bad_value, good
 
 
-def raise_bad_texts(items: Sequence[object], bad_type: List[int], bad_value: List[Tuple[int, str]],
-                    results: List[Any]) -> NoReturn:
+def raise_bad_texts(
+    items: Sequence[object], bad_type: List[int], bad_value: List[Tuple[int, str]], results: List[Any]
+) -> NoReturn:
     """Raise :class:`TextTypeError` or :class:`TextValueError` (whichever bad item comes first) naming every bad
     position, with ``results`` (the other texts' vectors, ``None`` at the bad positions) on the exception."""
     first_type = bad_type[0] if bad_type else len(items)

@@ -14,6 +14,7 @@ Memory: windows of many documents are batched together, ``rows x window x vocab 
 ``Expander.logits_budget_bytes`` (at least one window per run), and the dense per-document max accumulators are kept
 for a bounded group of documents at a time, so peak memory does not grow with the length of a document.
 """
+
 from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence, Tuple
@@ -44,7 +45,7 @@ def split_special(ids: Sequence[int], special_mask: Sequence[int]) -> Tuple[List
     while s < n - p and special_mask[n - 1 - s]:
         s += 1
     ids = list(ids)
-    return ids[:p], ids[p:n - s], ids[n - s:]
+    return ids[:p], ids[p : n - s], ids[n - s :]
 
 
 def window_starts(n_content: int, width: int, stride: int) -> List[int]:
@@ -62,23 +63,35 @@ def make_windows(encoding: Any, window: int, stride: Optional[int]) -> List[List
     prefix, content, suffix = split_special(encoding.ids, encoding.special_tokens_mask)
     width = window - len(prefix) - len(suffix)
     if width < 1:
-        raise ValueError(f"a window of {window} tokens leaves no room for text after {len(prefix) + len(suffix)} "
-                         "special tokens")
+        raise ValueError(
+            f"a window of {window} tokens leaves no room for text after {len(prefix) + len(suffix)} special tokens"
+        )
     if stride is None:
         stride = max(1, width // 2)
     if not isinstance(stride, int) or not 1 <= stride <= width:
         raise ValueError(f"stride must be an int in [1, {width}] (the window's content tokens), got {stride!r}")
-    return [prefix + content[s:s + width] + suffix for s in window_starts(len(content), width, stride)]
+    return [prefix + content[s : s + width] + suffix for s in window_starts(len(content), width, stride)]
 
 
-def encode_windowed(session: SpladeSession, tokenizer: Any, texts: List[str], *, window: int,
-                    stride: Optional[int], batch_size: int, budget_bytes: int, pooling: str) -> List[SparseVector]:
+def encode_windowed(
+    session: SpladeSession,
+    tokenizer: Any,
+    texts: List[str],
+    *,
+    window: int,
+    stride: Optional[int],
+    batch_size: int,
+    budget_bytes: int,
+    pooling: str,
+) -> List[SparseVector]:
     """Encode ``texts`` with windows of ``window`` tokens merged by max (see the module docstring), through the
     session's batching loop. ``tokenizer`` is the artifact's untruncated tokenizer."""
     if pooling != "max":
-        raise ValueError(f"long_documents='window' needs max pooling; this model uses {pooling!r} pooling, where "
-                         "merging windows would count overlapping tokens twice. Truncate instead, or split the text "
-                         "into passages yourself")
+        raise ValueError(
+            f"long_documents='window' needs max pooling; this model uses {pooling!r} pooling, where "
+            "merging windows would count overlapping tokens twice. Truncate instead, or split the text "
+            "into passages yourself"
+        )
     vocab = session.vocab_size
     out: List[Optional[SparseVector]] = [None] * len(texts)
     # documents are processed in groups whose dense [docs x vocab] accumulators stay under a quarter of the budget

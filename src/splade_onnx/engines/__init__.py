@@ -11,6 +11,7 @@ a batch of texts into the Arrow columns ``indices: list<int32>``, ``values: list
 ``tokens: list<string>``). A batch is handed whole to :meth:`Expander.expand`, which tokenizes it, sorts it by
 length and runs length-homogeneous sub-batches, so the vectors are exactly those of a single-process ``expand``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -44,9 +45,15 @@ def check_role(role: str) -> str:
     return role
 
 
-def get_expander(model: str, *, threads: Optional[int] = None, verify: bool = True,
-                 revision: Optional[str] = None, cache_dir: Optional[str] = None,
-                 local_files_only: Optional[bool] = None) -> "Expander":
+def get_expander(
+    model: str,
+    *,
+    threads: Optional[int] = None,
+    verify: bool = True,
+    revision: Optional[str] = None,
+    cache_dir: Optional[str] = None,
+    local_files_only: Optional[bool] = None,
+) -> "Expander":
     """The Expander for ``model`` in this process, loaded on first use and kept (keyed by every argument).
 
     On Spark and Ray this runs inside the worker process, so each worker loads the artifact once.
@@ -57,8 +64,14 @@ def get_expander(model: str, *, threads: Optional[int] = None, verify: bool = Tr
         if exp is None:
             from splade_onnx.encode.expander import Expander
 
-            exp = Expander(model, threads=threads, verify=verify, revision=revision, cache_dir=cache_dir,
-                           local_files_only=local_files_only)
+            exp = Expander(
+                model,
+                threads=threads,
+                verify=verify,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+            )
             _CACHE[key] = exp
         return exp
 
@@ -72,8 +85,15 @@ def clear_cache() -> None:
 _TRUNCATED = {"texts": 0, "warned": False}
 
 
-def encode_texts(expander: "Expander", texts: Sequence[str], *, role: str = "document", prune: Any = None,
-                 batch_size: int = 32, max_length: Optional[int] = None) -> List["SparseVector"]:
+def encode_texts(
+    expander: "Expander",
+    texts: Sequence[str],
+    *,
+    role: str = "document",
+    prune: Any = None,
+    batch_size: int = 32,
+    max_length: Optional[int] = None,
+) -> List["SparseVector"]:
     """Encode ``texts`` with the role's encoder (``encode_documents`` / ``encode_queries``) in one call.
 
     The Expander's "N texts were truncated" warning is logged once per process (a corpus job would otherwise
@@ -105,8 +125,7 @@ def truncated_count() -> int:
     return int(_TRUNCATED["texts"])
 
 
-def vectors_to_arrow(vectors: Sequence["SparseVector"], vocab: Optional[Sequence[str]] = None
-                     ) -> Dict[str, "pa.Array"]:
+def vectors_to_arrow(vectors: Sequence["SparseVector"], vocab: Optional[Sequence[str]] = None) -> Dict[str, "pa.Array"]:
     """``{"indices": list<int32>, "values": list<float32>[, "tokens": list<string>]}`` Arrow arrays, one row a vector
     (``tokens`` when ``vocab`` is given: the token string of each index)."""
     pa = import_pyarrow("Arrow output columns")
@@ -115,10 +134,14 @@ def vectors_to_arrow(vectors: Sequence["SparseVector"], vocab: Optional[Sequence
     np.cumsum(lengths, out=offsets[1:])
     if offsets[-1] > np.iinfo(np.int32).max:
         raise ValueError("more than 2**31-1 non-zero weights in one batch; use smaller batches")
-    flat_i = np.concatenate([v.indices for v in vectors]).astype(np.int32, copy=False) if vectors else \
-        np.zeros(0, np.int32)
-    flat_v = np.concatenate([v.values for v in vectors]).astype(np.float32, copy=False) if vectors else \
-        np.zeros(0, np.float32)
+    flat_i = (
+        np.concatenate([v.indices for v in vectors]).astype(np.int32, copy=False) if vectors else np.zeros(0, np.int32)
+    )
+    flat_v = (
+        np.concatenate([v.values for v in vectors]).astype(np.float32, copy=False)
+        if vectors
+        else np.zeros(0, np.float32)
+    )
     off = pa.array(offsets.astype(np.int32))
     out = {
         "indices": pa.ListArray.from_arrays(off, pa.array(flat_i, type=pa.int32())),
@@ -143,15 +166,23 @@ def arrow_to_vectors(indices: "pa.Array", values: "pa.Array") -> List["SparseVec
     off_v = np.asarray(values.offsets, dtype=np.int64)
     if not np.array_equal(off - off[0], off_v - off_v[0]):
         raise ValueError("indices and values rows have different lengths")
-    flat_i = np.asarray(indices.values.to_numpy(zero_copy_only=False), dtype=np.int32)[off[0]:off[-1]]
-    flat_v = np.asarray(values.values.to_numpy(zero_copy_only=False), dtype=np.float32)[off_v[0]:off_v[-1]]
+    flat_i = np.asarray(indices.values.to_numpy(zero_copy_only=False), dtype=np.int32)[off[0] : off[-1]]
+    flat_v = np.asarray(values.values.to_numpy(zero_copy_only=False), dtype=np.float32)[off_v[0] : off_v[-1]]
     rel = off - off[0]
-    return [SparseVector(flat_i[rel[j]:rel[j + 1]], flat_v[rel[j]:rel[j + 1]]) for j in range(len(rel) - 1)]
+    return [SparseVector(flat_i[rel[j] : rel[j + 1]], flat_v[rel[j] : rel[j + 1]]) for j in range(len(rel) - 1)]
 
 
-def add_columns_to_batch(batch: "pa.RecordBatch | pa.Table", expander: "Expander", *, text_col: str, role: str,
-                         prune: Any, tokens: bool, batch_size: int, max_length: Optional[int]
-                         ) -> "pa.RecordBatch | pa.Table":
+def add_columns_to_batch(
+    batch: "pa.RecordBatch | pa.Table",
+    expander: "Expander",
+    *,
+    text_col: str,
+    role: str,
+    prune: Any,
+    tokens: bool,
+    batch_size: int,
+    max_length: Optional[int],
+) -> "pa.RecordBatch | pa.Table":
     """``batch`` with the SPLADE columns of its ``text_col`` appended (the whole batch in one ``expand`` call)."""
     if text_col not in batch.schema.names:
         raise KeyError(f"no column {text_col!r} in the input (columns: {', '.join(batch.schema.names)})")
@@ -184,5 +215,13 @@ def import_pyarrow(what: str, extra: str = "parquet") -> Any:
     return pyarrow
 
 
-__all__ = ["get_expander", "clear_cache", "encode_texts", "vectors_to_arrow", "arrow_to_vectors",
-           "add_columns_to_batch", "check_role", "ROLES"]
+__all__ = [
+    "get_expander",
+    "clear_cache",
+    "encode_texts",
+    "vectors_to_arrow",
+    "arrow_to_vectors",
+    "add_columns_to_batch",
+    "check_role",
+    "ROLES",
+]

@@ -5,6 +5,7 @@ an actor pool: each actor loads the artifact once in its constructor and encodes
 token length inside :meth:`Expander.expand`). An actor that dies is restarted by Ray and its batch re-run;
 encoding is deterministic, so the re-run yields the same rows.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,12 +34,28 @@ def import_ray(what: str = "splade_onnx.engines.ray") -> Any:
 class SpladeEncoder:
     """The callable class of :func:`add_splade_columns`: one Expander per actor, whole Arrow batches per call."""
 
-    def __init__(self, model: str, *, text_col: str = "text", role: str = "document", prune: Any = None,
-                 tokens: bool = False, batch_size: int = 32, max_length: Optional[int] = None,
-                 threads: Optional[int] = None, verify: bool = True) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        text_col: str = "text",
+        role: str = "document",
+        prune: Any = None,
+        tokens: bool = False,
+        batch_size: int = 32,
+        max_length: Optional[int] = None,
+        threads: Optional[int] = None,
+        verify: bool = True,
+    ) -> None:
         self.expander = get_expander(model, threads=threads, verify=verify)
-        self.opts: Dict[str, Any] = dict(text_col=text_col, role=check_role(role), prune=prune, tokens=tokens,
-                                         batch_size=batch_size, max_length=max_length)
+        self.opts: Dict[str, Any] = dict(
+            text_col=text_col,
+            role=check_role(role),
+            prune=prune,
+            tokens=tokens,
+            batch_size=batch_size,
+            max_length=max_length,
+        )
 
     def __call__(self, batch: "pa.Table") -> "pa.Table":
         if batch.num_rows == 0:
@@ -105,8 +122,16 @@ def add_splade_columns(
     return ds.map_batches(
         SpladeEncoder,
         fn_constructor_args=(model,),
-        fn_constructor_kwargs=dict(text_col=text_col, role=role, prune=prune, tokens=tokens, batch_size=batch_size,
-                                   max_length=max_length, threads=threads, verify=verify),
+        fn_constructor_kwargs=dict(
+            text_col=text_col,
+            role=role,
+            prune=prune,
+            tokens=tokens,
+            batch_size=batch_size,
+            max_length=max_length,
+            threads=threads,
+            verify=verify,
+        ),
         batch_format="pyarrow",
         batch_size=map_batch_size,
         num_cpus=num_cpus,

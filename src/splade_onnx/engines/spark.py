@@ -5,6 +5,7 @@ per-process cache), and each Arrow batch of a partition (``spark.sql.execution.a
 10,000 by default) is encoded in one :meth:`Expander.expand` call, which sorts it by token length. A failed task is
 simply re-run by Spark: encoding is deterministic, so a retry yields the same rows.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,10 +73,10 @@ def add_splade_columns(
     model = os.fspath(model)
     if os.path.isdir(model):
         model = os.path.abspath(model)
-    schema = ", ".join([f"`{f.name}` {f.dataType.simpleString()}" for f in df.schema.fields]
-                       + [f"`{n}` {t}" for n, t in added])
-    opts = dict(text_col=text_col, role=role, prune=prune, tokens=tokens, batch_size=batch_size,
-                max_length=max_length)
+    schema = ", ".join(
+        [f"`{f.name}` {f.dataType.simpleString()}" for f in df.schema.fields] + [f"`{n}` {t}" for n, t in added]
+    )
+    opts = dict(text_col=text_col, role=role, prune=prune, tokens=tokens, batch_size=batch_size, max_length=max_length)
 
     def encode_partition(batches: Iterator["pa.RecordBatch"]) -> Iterator["pa.RecordBatch"]:
         expander = None

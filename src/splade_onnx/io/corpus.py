@@ -10,6 +10,7 @@ Every command and function that reads a corpus goes through :func:`iter_document
 and ``eval`` read a file the same way. A bad line raises :class:`~splade_onnx.errors.InputFileError` naming
 ``path:line``.
 """
+
 from __future__ import annotations
 
 import json
@@ -128,8 +129,9 @@ def read_qrels(path: "str | os.PathLike[str]") -> Dict[str, Dict[str, int]]:
     return qrels
 
 
-def write_trec_run(run: Dict[str, List[Tuple[str, float]]], path: "str | os.PathLike[str]",
-                   tag: str = "splade-onnx") -> None:
+def write_trec_run(
+    run: Dict[str, List[Tuple[str, float]]], path: "str | os.PathLike[str]", tag: str = "splade-onnx"
+) -> None:
     """Write ``{qid: [(docid, score), ...]}`` (best first) as a TREC run file (``qid Q0 docid rank score tag``),
     atomically."""
     path = os.fspath(path)
@@ -158,15 +160,22 @@ def load_beir(dataset_dir: str, split: str = "test") -> BeirData:
     for p in paths.values():
         if not os.path.isfile(p):
             raise InputFileError(
-                f"not found: a BEIR dataset folder holds corpus.jsonl, queries.jsonl and qrels/{split}.tsv", p)
+                f"not found: a BEIR dataset folder holds corpus.jsonl, queries.jsonl and qrels/{split}.tsv", p
+            )
     doc_ids, doc_texts = read_corpus(paths["corpus.jsonl"])
     qrels = read_qrels(paths[f"qrels/{split}.tsv"])
     queries = [q for q in iter_documents(paths["queries.jsonl"]) if str(q.id) in qrels]
     missing = set(qrels) - {str(q.id) for q in queries}
     if missing:
-        log.warning("%d judged query id(s) have no text in queries.jsonl (e.g. %s); they score 0",
-                    len(missing), sorted(missing)[0])
+        log.warning(
+            "%d judged query id(s) have no text in queries.jsonl (e.g. %s); they score 0",
+            len(missing),
+            sorted(missing)[0],
+        )
     return BeirData(
-        doc_ids=[str(d) for d in doc_ids], doc_texts=doc_texts,
-        query_ids=[str(q.id) for q in queries], query_texts=[q.text for q in queries], qrels=qrels,
+        doc_ids=[str(d) for d in doc_ids],
+        doc_texts=doc_texts,
+        query_ids=[str(q.id) for q in queries],
+        query_texts=[q.text for q in queries],
+        qrels=qrels,
     )

@@ -6,6 +6,7 @@ final name (and the folder fsynced), so a shard file either exists complete or n
 ``df.write.parquet(...)`` produces from :func:`splade_onnx.engines.spark.add_splade_columns` output (any extra
 columns are ignored by the reader).
 """
+
 from __future__ import annotations
 
 import json
@@ -90,8 +91,13 @@ def write_json_atomic(path: str, obj: Any) -> None:
     write_atomic(path, (json.dumps(obj, indent=1, ensure_ascii=False) + "\n").encode("utf-8"))
 
 
-def shard_table(ids: Sequence[DocId], vectors: Sequence["SparseVector"], texts: Optional[Sequence[str]] = None,
-                *, id_type: str = "string") -> Any:
+def shard_table(
+    ids: Sequence[DocId],
+    vectors: Sequence["SparseVector"],
+    texts: Optional[Sequence[str]] = None,
+    *,
+    id_type: str = "string",
+) -> Any:
     """The Arrow table of a shard (``id`` as ``int64`` or ``string``)."""
     pa, _ = import_pyarrow()
     from splade_onnx.engines import vectors_to_arrow
@@ -100,8 +106,11 @@ def shard_table(ids: Sequence[DocId], vectors: Sequence["SparseVector"], texts: 
         raise ValueError(f"id_type must be one of {ID_TYPES}, got {id_type!r}")
     if len(ids) != len(vectors) or (texts is not None and len(texts) != len(ids)):
         raise ValueError(f"{len(ids)} ids, {len(vectors)} vectors and {len(texts or [])} texts do not match")
-    id_arr = pa.array([int(d) for d in ids], type=pa.int64()) if id_type == "int64" else \
-        pa.array([str(d) for d in ids], type=pa.string())
+    id_arr = (
+        pa.array([int(d) for d in ids], type=pa.int64())
+        if id_type == "int64"
+        else pa.array([str(d) for d in ids], type=pa.string())
+    )
     cols = vectors_to_arrow(vectors)
     arrays = [id_arr, cols["indices"], cols["values"]]
     names = ["id", "indices", "values"]
@@ -142,8 +151,9 @@ def read_shard(path: str, *, texts: bool = True) -> Shard:
         names = pq.read_schema(path).names
         missing = [c for c in ("id", "indices", "values") if c not in names]
         if missing:
-            raise IndexFileError(f"not a vectors shard: no column(s) {', '.join(missing)} (columns: "
-                                 f"{', '.join(names)})", path)
+            raise IndexFileError(
+                f"not a vectors shard: no column(s) {', '.join(missing)} (columns: {', '.join(names)})", path
+            )
         cols = ["id", "indices", "values"] + (["text"] if texts and "text" in names else [])
         table = pq.read_table(path, columns=cols)
     except (OSError, pa.ArrowException) as e:
@@ -154,9 +164,8 @@ def read_shard(path: str, *, texts: bool = True) -> Shard:
     off_v = np.asarray(val.offsets, dtype=np.int64)
     if not np.array_equal(off - off[0], off_v - off_v[0]):
         raise IndexFileError("indices and values rows differ in length", path)
-    flat_i = np.asarray(ind.values.to_numpy(zero_copy_only=False))[off[0]:off[-1]].astype(np.int32, copy=False)
-    flat_v = np.asarray(val.values.to_numpy(zero_copy_only=False))[off_v[0]:off_v[-1]].astype(np.float32,
-                                                                                            copy=False)
+    flat_i = np.asarray(ind.values.to_numpy(zero_copy_only=False))[off[0] : off[-1]].astype(np.int32, copy=False)
+    flat_v = np.asarray(val.values.to_numpy(zero_copy_only=False))[off_v[0] : off_v[-1]].astype(np.float32, copy=False)
     ids = table.column("id").to_pylist()
     if any(d is None for d in ids):
         raise IndexFileError("null document id", path)
@@ -188,6 +197,19 @@ def read_json(path: str) -> Dict[str, Any]:
     return obj
 
 
-__all__ = ["MANIFEST_NAME", "VOCAB_NAME", "VECTORS_FORMAT", "Shard", "shard_table", "write_shard", "read_shard",
-           "list_parquet", "write_atomic", "write_json_atomic", "read_json", "sha256_file", "fsync_dir",
-           "import_pyarrow"]
+__all__ = [
+    "MANIFEST_NAME",
+    "VOCAB_NAME",
+    "VECTORS_FORMAT",
+    "Shard",
+    "shard_table",
+    "write_shard",
+    "read_shard",
+    "list_parquet",
+    "write_atomic",
+    "write_json_atomic",
+    "read_json",
+    "sha256_file",
+    "fsync_dir",
+    "import_pyarrow",
+]

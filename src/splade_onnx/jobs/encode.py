@@ -15,6 +15,7 @@ Engines: ``local`` (this process, ``workers`` onnxruntime threads), ``spark`` (a
 ``local[workers]`` with task retries) and ``ray`` (the cluster at ``RAY_ADDRESS``, or a local one with ``workers``
 CPUs; one actor per CPU). The engines only encode; this process reads the corpus and writes the shards.
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,8 +46,7 @@ FORMAT = VECTORS_FORMAT
 FORMAT_VERSION = 1
 ENGINES = ("local", "spark", "ray")
 # what must be equal for a rerun to resume the job recorded in OUT
-JOB_KEYS = ("corpus", "model_sha256", "role", "prune", "max_length", "shard_size", "store_text", "id_type",
-            "documents")
+JOB_KEYS = ("corpus", "model_sha256", "role", "prune", "max_length", "shard_size", "store_text", "id_type", "documents")
 
 
 class JobError(SpladeOnnxError, RuntimeError):
@@ -87,8 +87,9 @@ def scan_corpus(path: str) -> Tuple[List[DocId], str]:
     for k, d in enumerate(ids):
         j = first.setdefault(d, k)
         if j != k:
-            raise InputFileError(f"duplicate document id {d!r} (documents {j + 1} and {k + 1}); "
-                                 "every id must be unique", path)
+            raise InputFileError(
+                f"duplicate document id {d!r} (documents {j + 1} and {k + 1}); every id must be unique", path
+            )
     return ids, ("int64" if all_int else "string")
 
 
@@ -105,8 +106,9 @@ Encoded = Tuple[int, List[SparseVector]]
 
 
 class _Opts:
-    def __init__(self, model: str, role: str, prune: Any, max_length: Optional[int], batch_size: int,
-                 workers: int) -> None:
+    def __init__(
+        self, model: str, role: str, prune: Any, max_length: Optional[int], batch_size: int, workers: int
+    ) -> None:
         self.model, self.role, self.prune, self.max_length = model, role, prune, max_length
         self.batch_size, self.workers = batch_size, workers
 
@@ -124,8 +126,9 @@ def _waves(work: Iterator[ShardWork], docs_per_wave: int) -> Iterator[List[Shard
         yield wave
 
 
-def _regroup(wave: List[ShardWork], shard: Sequence[int], pos: Sequence[int], indices: Any, values: Any,
-             engine: str) -> Iterator[Encoded]:
+def _regroup(
+    wave: List[ShardWork], shard: Sequence[int], pos: Sequence[int], indices: Any, values: Any, engine: str
+) -> Iterator[Encoded]:
     """Rows back from an engine -> each shard's vectors in order, checking every (shard, position) came back once."""
     from splade_onnx.engines import arrow_to_vectors
 
@@ -152,8 +155,9 @@ def _wave_table(wave: List[ShardWork]) -> Any:
     shard = [k for k, texts in wave for _ in texts]
     pos = [p for _, texts in wave for p in range(len(texts))]
     text = [t for _, texts in wave for t in texts]
-    return pa.table({"shard": pa.array(shard, pa.int32()), "pos": pa.array(pos, pa.int32()),
-                     "text": pa.array(text, pa.string())})
+    return pa.table(
+        {"shard": pa.array(shard, pa.int32()), "pos": pa.array(pos, pa.int32()), "text": pa.array(text, pa.string())}
+    )
 
 
 def _encode_local(work: Iterator[ShardWork], o: _Opts, on_docs: Callable[[int], None]) -> Iterator[Encoded]:
@@ -163,9 +167,12 @@ def _encode_local(work: Iterator[ShardWork], o: _Opts, on_docs: Callable[[int], 
     for k, texts in work:
         vecs: List[SparseVector] = []
         for i in range(0, len(texts), 1024):
-            chunk = texts[i:i + 1024]
-            vecs.extend(encode_texts(expander, chunk, role=o.role, prune=o.prune, batch_size=o.batch_size,
-                                     max_length=o.max_length))
+            chunk = texts[i : i + 1024]
+            vecs.extend(
+                encode_texts(
+                    expander, chunk, role=o.role, prune=o.prune, batch_size=o.batch_size, max_length=o.max_length
+                )
+            )
             on_docs(len(chunk))
         yield k, vecs
 
@@ -189,8 +196,9 @@ def spark_session(workers: int, master: Optional[str] = None) -> Tuple[Any, bool
     return builder.getOrCreate(), True
 
 
-def _encode_spark(work: Iterator[ShardWork], o: _Opts, on_docs: Callable[[int], None],
-                  master: Optional[str]) -> Iterator[Encoded]:
+def _encode_spark(
+    work: Iterator[ShardWork], o: _Opts, on_docs: Callable[[int], None], master: Optional[str]
+) -> Iterator[Encoded]:
     from splade_onnx.engines.spark import add_splade_columns
 
     spark, created = spark_session(o.workers, master)
@@ -201,24 +209,32 @@ def _encode_spark(work: Iterator[ShardWork], o: _Opts, on_docs: Callable[[int], 
             rows = [(k, p, t) for k, texts in wave for p, t in enumerate(texts)]
             n_slices = max(1, min(len(rows), slots * 2))
             df = spark.createDataFrame(sc.parallelize(rows, n_slices), "shard int, pos int, text string")
-            out = add_splade_columns(df, o.model, role=o.role, prune=o.prune, batch_size=o.batch_size,
-                                     max_length=o.max_length).select("shard", "pos", "indices", "values")
+            out = add_splade_columns(
+                df, o.model, role=o.role, prune=o.prune, batch_size=o.batch_size, max_length=o.max_length
+            ).select("shard", "pos", "indices", "values")
             if hasattr(out, "toArrow"):
                 table = out.toArrow()
             else:  # pyspark < 4
                 import pyarrow as pa
 
                 table = pa.Table.from_pandas(out.toPandas(), preserve_index=False)
-            yield from _regroup(wave, table.column("shard").to_pylist(), table.column("pos").to_pylist(),
-                                table.column("indices"), table.column("values"), "spark")
+            yield from _regroup(
+                wave,
+                table.column("shard").to_pylist(),
+                table.column("pos").to_pylist(),
+                table.column("indices"),
+                table.column("values"),
+                "spark",
+            )
             on_docs(len(rows))
     finally:
         if created:
             spark.stop()
 
 
-def _encode_ray(work: Iterator[ShardWork], o: _Opts, on_docs: Callable[[int], None],
-                address: Optional[str]) -> Iterator[Encoded]:
+def _encode_ray(
+    work: Iterator[ShardWork], o: _Opts, on_docs: Callable[[int], None], address: Optional[str]
+) -> Iterator[Encoded]:
     from splade_onnx.engines.ray import add_splade_columns, import_ray
 
     ray = import_ray("--engine ray")
@@ -239,12 +255,26 @@ def _encode_ray(work: Iterator[ShardWork], o: _Opts, on_docs: Callable[[int], No
             step = max(16, math.ceil(table.num_rows / (cpus * 4)))
             blocks = [table.slice(i, step) for i in range(0, table.num_rows, step)]
             ds = ray.data.from_arrow(blocks)
-            out = add_splade_columns(ds, o.model, role=o.role, prune=o.prune, batch_size=o.batch_size,
-                                     max_length=o.max_length, concurrency=cpus, map_batch_size=step)
+            out = add_splade_columns(
+                ds,
+                o.model,
+                role=o.role,
+                prune=o.prune,
+                batch_size=o.batch_size,
+                max_length=o.max_length,
+                concurrency=cpus,
+                map_batch_size=step,
+            )
             # the actors' output as is: a further operator (select_columns) would wait for CPUs the pool holds
             res = pa.concat_tables(ray.get(out.to_arrow_refs()))
-            yield from _regroup(wave, res.column("shard").to_pylist(), res.column("pos").to_pylist(),
-                                res.column("indices"), res.column("values"), "ray")
+            yield from _regroup(
+                wave,
+                res.column("shard").to_pylist(),
+                res.column("pos").to_pylist(),
+                res.column("indices"),
+                res.column("values"),
+                "ray",
+            )
             on_docs(table.num_rows)
     finally:
         if created:
@@ -258,8 +288,10 @@ def _check_resumable(old: Dict[str, Any], job: Dict[str, Any], out: str) -> None
     diff = [k for k in JOB_KEYS if old.get("job", {}).get(k) != job[k]]
     if diff:
         k = diff[0]
-        raise JobError(f"{out} holds vectors of a different job ({k}: {old.get('job', {}).get(k)!r} there, "
-                       f"{job[k]!r} now); use another --out, or --overwrite to start over")
+        raise JobError(
+            f"{out} holds vectors of a different job ({k}: {old.get('job', {}).get(k)!r} there, "
+            f"{job[k]!r} now); use another --out, or --overwrite to start over"
+        )
 
 
 def run_encode_job(
@@ -315,10 +347,17 @@ def run_encode_job(
     expander = get_expander(os.fspath(model), threads=workers if engine == "local" else 1)
     model = os.path.abspath(model) if os.path.isdir(model) else os.fspath(model)
     st = os.stat(corpus)
-    job = {"corpus": {"path": os.path.abspath(corpus), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns},
-           "model_sha256": expander.manifest.model_sha256, "role": role, "prune": prune_json,
-           "max_length": max_length, "shard_size": shard_size, "store_text": bool(store_text), "id_type": id_type,
-           "documents": n_docs}
+    job = {
+        "corpus": {"path": os.path.abspath(corpus), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns},
+        "model_sha256": expander.manifest.model_sha256,
+        "role": role,
+        "prune": prune_json,
+        "max_length": max_length,
+        "shard_size": shard_size,
+        "store_text": bool(store_text),
+        "id_type": id_type,
+        "documents": n_docs,
+    }
     n_shards = math.ceil(n_docs / shard_size)
     os.makedirs(out, exist_ok=True)
     man_path = os.path.join(out, MANIFEST_NAME)
@@ -354,9 +393,16 @@ def run_encode_job(
     if not os.path.isfile(os.path.join(out, VOCAB_NAME)):
         write_json_atomic(os.path.join(out, VOCAB_NAME), expander.vocab)
     manifest: Dict[str, Any] = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "job": job,
-        "model": model_info(expander), "vocab_size": expander.vocab_size, "vocab": VOCAB_NAME,
-        "engine": engine, "complete": False, "documents_written": 0, "shards": shards,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "job": job,
+        "model": model_info(expander),
+        "vocab_size": expander.vocab_size,
+        "vocab": VOCAB_NAME,
+        "engine": engine,
+        "complete": False,
+        "documents_written": 0,
+        "shards": shards,
     }
 
     def save_manifest() -> None:
@@ -413,9 +459,15 @@ def run_encode_job(
             table = shard_table(shard_ids, vecs, texts_of.pop(k, None) if store_text else None, id_type=id_type)
             name = shard_name(k)
             digest = write_shard(os.path.join(out, name), table)
-            shards[k] = {"name": name, "documents": len(shard_ids), "first_id": shard_ids[0],
-                         "last_id": shard_ids[-1], "nnz": int(sum(len(v.indices) for v in vecs)),
-                         "bytes": os.path.getsize(os.path.join(out, name)), "sha256": digest}
+            shards[k] = {
+                "name": name,
+                "documents": len(shard_ids),
+                "first_id": shard_ids[0],
+                "last_id": shard_ids[-1],
+                "nnz": int(sum(len(v.indices) for v in vecs)),
+                "bytes": os.path.getsize(os.path.join(out, name)),
+                "sha256": digest,
+            }
             save_manifest()
             done += 1
     finally:
@@ -429,5 +481,14 @@ def run_encode_job(
     return EncodeJobResult(out, n_docs, n_shards, done, kept, time.perf_counter() - t0, manifest)
 
 
-__all__ = ["run_encode_job", "EncodeJobResult", "JobError", "scan_corpus", "shard_name", "MANIFEST_NAME",
-           "VOCAB_NAME", "ENGINES", "vectors_to_arrow"]
+__all__ = [
+    "run_encode_job",
+    "EncodeJobResult",
+    "JobError",
+    "scan_corpus",
+    "shard_name",
+    "MANIFEST_NAME",
+    "VOCAB_NAME",
+    "ENGINES",
+    "vectors_to_arrow",
+]
