@@ -6,16 +6,16 @@
 Real vectors: splade-tiny document vectors of every corpus at hand (SciFact 5,183 docs, belebele-ko 488 docs; 256
 tokens) and the real SciFact test queries (300; 64 tokens), encoded once and cached under ``.cache/search-corpus``.
 
-Generation (vectorised, in chunks of 200,000 documents, written straight to ``.npy`` files):
-for each synthetic document draw a real *seed* document (uniformly) and one of its 8 nearest real neighbours
-(cosine of the SPLADE vectors) as a *donor*. Terms of both are kept (seed weight); each seed-only term is kept with
-probability ``1 - drop`` (0.3); the donor's terms that the seed lacks are added with the probability that restores
-the seed's length in expectation (so the non-zeros per document, the document frequency of each term relative to N,
-and the co-occurrence of terms, which come from real documents that are near each other, are kept). Every weight is multiplied by a lognormal jitter
-(sigma 0.15). Documents are emitted in random order (no clustering by seed). The check reports, side by side for the
-real and the generated collection: non-zeros per document, the DF/N curve, the weight distribution, the
-co-occurrence of the 300 most frequent terms (correlation of the pair matrices), the fraction of exact duplicates and
-the overlap of each document with its seed.
+Generation (vectorised, in chunks of 200,000 documents, written straight to ``.npy`` files): for each synthetic
+document draw a real *seed* document (uniformly) and one of its 8 nearest real neighbours (cosine of the SPLADE
+vectors) as a *donor*. Terms of both are kept (seed weight); each seed-only term is kept with probability
+``1 - drop`` (0.3); the donor's terms that the seed lacks are added with the probability that restores the seed's
+length in expectation. So the non-zeros per document, each term's document frequency relative to N and the
+co-occurrence of terms (which come from real documents that are near each other) are kept. Every weight is
+multiplied by a lognormal jitter (sigma 0.15). Documents are emitted in random order (no clustering by seed).
+The check reports, side by side for the real and the generated collection: non-zeros per document, the DF/N curve,
+the weight distribution, the co-occurrence of the 300 most frequent terms (correlation of the pair frequencies and
+of their PMI), the fraction of exact duplicates and the overlap of each document with its seed.
 """
 from __future__ import annotations
 
@@ -228,8 +228,8 @@ def statistics(csr: CSR, V: int, top_terms: np.ndarray, sample: int = 200_000, s
     q = [0.01, 0.1, 0.5, 0.9, 0.99]
     return {
         "docs": n, "postings": int(ip[-1]), "distinct_terms": int((df > 0).sum()),
-        "nnz_per_doc_mean": float(lens.mean()), "nnz_per_doc_quantiles": dict(zip(map(str, q),
-                                                                                  np.quantile(lens, q).tolist(), strict=False)),
+        "nnz_per_doc_mean": float(lens.mean()),
+        "nnz_per_doc_quantiles": dict(zip(map(str, q), np.quantile(lens, q).tolist(), strict=False)),
         "df_over_n_at_rank": {str(r): float(dfn[r - 1]) if r <= dfn.size else 0.0 for r in ranks},
         "weight_quantiles": dict(zip(map(str, q), np.quantile(wsample, q).tolist(), strict=False)),
         "weight_mean": float(wsample.mean()),
