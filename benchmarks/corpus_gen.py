@@ -17,6 +17,7 @@ The check reports, side by side for the real and the generated collection: non-z
 the weight distribution, the co-occurrence of the 300 most frequent terms (correlation of the pair frequencies and
 of their PMI), the fraction of exact duplicates and the overlap of each document with its seed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,12 +55,17 @@ def real_vectors(model: str = str(REPO / "artifacts" / "splade-tiny")) -> Dict[s
 
     exp = None
     man = json.loads((Path(model) / "splade_onnx.json").read_text())
-    tag = str(man.get("model_data_sha256") or man.get("model_sha256")
-              or hashlib.sha256(json.dumps(man, sort_keys=True).encode()).hexdigest())[:12]
+    tag = str(
+        man.get("model_data_sha256")
+        or man.get("model_sha256")
+        or hashlib.sha256(json.dumps(man, sort_keys=True).encode()).hexdigest()
+    )[:12]
     out: Dict[str, object] = {"vocab_size": None}
     CACHE.mkdir(parents=True, exist_ok=True)
-    for name, split, kind in [(c, "test", "docs") for c in CORPORA] + [("scifact", "test", "queries"),
-                                                                       ("scifact", "train", "queries")]:
+    for name, split, kind in [(c, "test", "docs") for c in CORPORA] + [
+        ("scifact", "test", "queries"),
+        ("scifact", "train", "queries"),
+    ]:
         f = CACHE / f"{name}-{kind}-{split if kind == 'queries' else 'all'}-{tag}.npz"
         if not f.is_file():
             if exp is None:
@@ -79,7 +85,11 @@ def real_vectors(model: str = str(REPO / "artifacts" / "splade-tiny")) -> Dict[s
             print(f"encoded {name} {kind} ({split}): {len(ids)} in {time.perf_counter() - t:.0f}s", flush=True)
         z = np.load(f, allow_pickle=False)
         out[f"{name}-{kind}-{split}" if kind == "queries" else f"{name}-docs"] = (
-            z["indptr"], z["indices"], z["values"], [str(x) for x in z["ids"]])
+            z["indptr"],
+            z["indices"],
+            z["values"],
+            [str(x) for x in z["ids"]],
+        )
         out["vocab_size"] = int(z["vocab_size"])
     return out
 
@@ -91,8 +101,11 @@ def merged_real_docs(real: Dict[str, object]) -> CSR:
     for ip, _, _, _ in parts:  # type: ignore[misc]
         indptr.append(ip[1:] + off)
         off += int(ip[-1])
-    return (np.concatenate(indptr), np.concatenate([p[1] for p in parts]),  # type: ignore[index]
-            np.concatenate([p[2] for p in parts]))  # type: ignore[index]
+    return (
+        np.concatenate(indptr),
+        np.concatenate([p[1] for p in parts]),  # type: ignore[index]
+        np.concatenate([p[2] for p in parts]),
+    )  # type: ignore[index]
 
 
 def neighbours(csr: CSR, V: int, m: int = 8) -> Tuple[np.ndarray, np.ndarray]:
@@ -113,8 +126,16 @@ def neighbours(csr: CSR, V: int, m: int = 8) -> Tuple[np.ndarray, np.ndarray]:
     return nb, shared
 
 
-def generate(csr: CSR, V: int, n_docs: int, out_dir: Path, seed: int = 0, drop: float = 0.3,
-             sigma: float = 0.15, chunk: int = 200_000) -> CSR:
+def generate(
+    csr: CSR,
+    V: int,
+    n_docs: int,
+    out_dir: Path,
+    seed: int = 0,
+    drop: float = 0.3,
+    sigma: float = 0.15,
+    chunk: int = 200_000,
+) -> CSR:
     """Generate ``n_docs`` documents into ``out_dir`` (indptr.npy int64, indices.npy int32, values.npy float32)."""
     ip, ind, val = csr
     lens = np.diff(ip)
@@ -181,8 +202,11 @@ def generate(csr: CSR, V: int, n_docs: int, out_dir: Path, seed: int = 0, drop: 
 
 def load_generated(out_dir: Path, mmap: bool = True) -> CSR:
     mode = "r" if mmap else None
-    return (np.load(out_dir / "indptr.npy"), np.load(out_dir / "indices.npy", mmap_mode=mode),
-            np.load(out_dir / "values.npy", mmap_mode=mode))
+    return (
+        np.load(out_dir / "indptr.npy"),
+        np.load(out_dir / "indices.npy", mmap_mode=mode),
+        np.load(out_dir / "values.npy", mmap_mode=mode),
+    )
 
 
 def corpus(n_docs: int, seed: int = 0, model: str = str(REPO / "artifacts" / "splade-tiny")):
@@ -209,7 +233,7 @@ def statistics(csr: CSR, V: int, top_terms: np.ndarray, sample: int = 200_000, s
     df = np.zeros(V, np.int64)
     step = 20_000_000
     for a in range(0, int(ip[-1]), step):
-        df += np.bincount(np.asarray(ind[a: a + step]), minlength=V)
+        df += np.bincount(np.asarray(ind[a : a + step]), minlength=V)
     dfn = np.sort(df[df > 0])[::-1] / n
     ranks = [1, 10, 100, 1000, 3000, 10000]
     wsample = np.asarray(val[:: max(1, int(ip[-1]) // 2_000_000)])
@@ -223,11 +247,15 @@ def statistics(csr: CSR, V: int, top_terms: np.ndarray, sample: int = 200_000, s
     B = sp.csr_matrix((np.ones(r_ind.size, np.float32), r_ind, sub_ip), shape=(rows.size, V))[:, top_terms]
     co = (B.T @ B).toarray() / rows.size
     # exact duplicates among the sampled documents (terms and weights rounded to 1e-3)
-    h = [hash((r_ind[sub_ip[i]:sub_ip[i + 1]].tobytes(), np.round(r_val[sub_ip[i]:sub_ip[i + 1]], 3).tobytes()))
-         for i in range(rows.size)]
+    h = [
+        hash((r_ind[sub_ip[i] : sub_ip[i + 1]].tobytes(), np.round(r_val[sub_ip[i] : sub_ip[i + 1]], 3).tobytes()))
+        for i in range(rows.size)
+    ]
     q = [0.01, 0.1, 0.5, 0.9, 0.99]
     return {
-        "docs": n, "postings": int(ip[-1]), "distinct_terms": int((df > 0).sum()),
+        "docs": n,
+        "postings": int(ip[-1]),
+        "distinct_terms": int((df > 0).sum()),
         "nnz_per_doc_mean": float(lens.mean()),
         "nnz_per_doc_quantiles": dict(zip(map(str, q), np.quantile(lens, q).tolist(), strict=False)),
         "df_over_n_at_rank": {str(r): float(dfn[r - 1]) if r <= dfn.size else 0.0 for r in ranks},
@@ -246,13 +274,18 @@ def check(real_csr: CSR, gen_csr: CSR, V: int) -> Dict[str, object]:
     gs = statistics(gen_csr, V, top)
     rc, gc = rs.pop("_co"), gs.pop("_co")
     iu = np.triu_indices(top.size, 1)
+
     # pointwise mutual information of the frequent pairs: co-occurrence beyond what the DFs explain
     def pmi(co):
         d = np.diag(co)
         return np.log((co[iu] + 1e-6) / (d[iu[0]] * d[iu[1]] + 1e-6))
-    return {"real": rs, "generated": gs,
-            "cooccurrence_top300_pair_frequency_correlation": float(np.corrcoef(rc[iu], gc[iu])[0, 1]),
-            "cooccurrence_top300_pmi_correlation": float(np.corrcoef(pmi(rc), pmi(gc))[0, 1])}
+
+    return {
+        "real": rs,
+        "generated": gs,
+        "cooccurrence_top300_pair_frequency_correlation": float(np.corrcoef(rc[iu], gc[iu])[0, 1]),
+        "cooccurrence_top300_pmi_correlation": float(np.corrcoef(pmi(rc), pmi(gc))[0, 1]),
+    }
 
 
 def seed_overlap(real_csr: CSR, V: int, n: int = 2000, seed: int = 5) -> float:
@@ -269,33 +302,42 @@ def seed_overlap(real_csr: CSR, V: int, n: int = 2000, seed: int = 5) -> float:
         gip, gind, _ = g
         jac = []
         for i in range(n):
-            a = set(rind[rip[s[i]]:rip[s[i] + 1]].tolist())
-            b = set(np.asarray(gind[gip[i]:gip[i + 1]]).tolist())
+            a = set(rind[rip[s[i]] : rip[s[i] + 1]].tolist())
+            b = set(np.asarray(gind[gip[i] : gip[i + 1]]).tolist())
             jac.append(len(a & b) / max(1, len(a | b)))
         return float(np.mean(jac))
 
 
 def to_markdown(st: Dict[str, object]) -> str:
     r, g = st["real"], st["generated"]  # type: ignore[index]
-    rows = [("documents", f"{r['docs']:,}", f"{g['docs']:,}"), ("postings", f"{r['postings']:,}", f"{g['postings']:,}"),
-            ("distinct terms", r["distinct_terms"], g["distinct_terms"]),
-            ("non-zeros/doc mean", f"{r['nnz_per_doc_mean']:.1f}", f"{g['nnz_per_doc_mean']:.1f}")]
+    rows = [
+        ("documents", f"{r['docs']:,}", f"{g['docs']:,}"),
+        ("postings", f"{r['postings']:,}", f"{g['postings']:,}"),
+        ("distinct terms", r["distinct_terms"], g["distinct_terms"]),
+        ("non-zeros/doc mean", f"{r['nnz_per_doc_mean']:.1f}", f"{g['nnz_per_doc_mean']:.1f}"),
+    ]
     for qk in r["nnz_per_doc_quantiles"]:
-        rows.append((f"non-zeros/doc q{qk}", f"{r['nnz_per_doc_quantiles'][qk]:.0f}",
-                     f"{g['nnz_per_doc_quantiles'][qk]:.0f}"))
+        rows.append(
+            (f"non-zeros/doc q{qk}", f"{r['nnz_per_doc_quantiles'][qk]:.0f}", f"{g['nnz_per_doc_quantiles'][qk]:.0f}")
+        )
     for rk in r["df_over_n_at_rank"]:
-        rows.append((f"DF/N of the rank-{rk} term", f"{r['df_over_n_at_rank'][rk]:.4f}",
-                     f"{g['df_over_n_at_rank'][rk]:.4f}"))
+        rows.append(
+            (f"DF/N of the rank-{rk} term", f"{r['df_over_n_at_rank'][rk]:.4f}", f"{g['df_over_n_at_rank'][rk]:.4f}")
+        )
     rows.append(("weight mean", f"{r['weight_mean']:.3f}", f"{g['weight_mean']:.3f}"))
     for qk in r["weight_quantiles"]:
         rows.append((f"weight q{qk}", f"{r['weight_quantiles'][qk]:.3f}", f"{g['weight_quantiles'][qk]:.3f}"))
-    rows.append(("exact duplicate documents (sample)", f"{r['duplicate_fraction']:.4f}",
-                 f"{g['duplicate_fraction']:.4f}"))
+    rows.append(
+        ("exact duplicate documents (sample)", f"{r['duplicate_fraction']:.4f}", f"{g['duplicate_fraction']:.4f}")
+    )
     lines = ["| statistic | real (SciFact + belebele-ko) | generated |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    lines += ["", f"Co-occurrence of the 300 most frequent real terms, real vs generated: pair-frequency correlation "
-              f"{st['cooccurrence_top300_pair_frequency_correlation']:.3f}, PMI correlation "
-              f"{st['cooccurrence_top300_pmi_correlation']:.3f}."]
+    lines += [
+        "",
+        f"Co-occurrence of the 300 most frequent real terms, real vs generated: pair-frequency correlation "
+        f"{st['cooccurrence_top300_pair_frequency_correlation']:.3f}, PMI correlation "
+        f"{st['cooccurrence_top300_pmi_correlation']:.3f}.",
+    ]
     if "seed_jaccard" in st:
         lines.append(f"Mean Jaccard overlap of a generated document's terms with its seed's: {st['seed_jaccard']:.3f}.")
     return "\n".join(lines)
@@ -322,7 +364,8 @@ def main(argv=None) -> Dict[str, object]:
     (out / f"search.corpus-{args.docs}.json").write_text(json.dumps(st, indent=1))
     (out / f"search.corpus-{args.docs}.md").write_text(
         f"# Generated corpus vs real statistics ({args.docs:,} documents)\n\n"
-        f"`python benchmarks/corpus_gen.py --docs {args.docs}` ({time.strftime('%Y-%m-%d')})\n\n" + md + "\n")
+        f"`python benchmarks/corpus_gen.py --docs {args.docs}` ({time.strftime('%Y-%m-%d')})\n\n" + md + "\n"
+    )
     return st
 
 

@@ -10,6 +10,7 @@ interleaved query by query (so machine noise hits them alike); the ratios are th
 Peers (benchmark-only, benchmarks/requirements-search.txt): bmp (block-max pruning, SIGIR 2024; integer weights, so
 its "exact" mode is exact for its quantized weights), pyseismic-lsr (approximate).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,11 @@ def recall(got: Sequence[Sequence[int]], ref: Sequence[Sequence[int]], k: int = 
     return float(np.mean(r)) if r else float("nan")
 
 
-def exact_agree(got: Sequence[Tuple[Sequence[int], Sequence[float]]],
-                ref: Sequence[Tuple[Sequence[int], Sequence[float]]], tol: float = 1e-4) -> int:
+def exact_agree(
+    got: Sequence[Tuple[Sequence[int], Sequence[float]]],
+    ref: Sequence[Tuple[Sequence[int], Sequence[float]]],
+    tol: float = 1e-4,
+) -> int:
     """Queries whose top 10 equals the reference (ids, or only swapped inside ties within tol)."""
     ok = 0
     for (gi, gs), (ri, rs) in zip(got, ref, strict=False):
@@ -65,8 +69,9 @@ def exact_agree(got: Sequence[Tuple[Sequence[int], Sequence[float]]],
 
 
 class Contestant:
-    def __init__(self, name: str, fn: Callable[[int], Tuple[Sequence[int], Sequence[float]]], exact: bool,
-                 note: str = "") -> None:
+    def __init__(
+        self, name: str, fn: Callable[[int], Tuple[Sequence[int], Sequence[float]]], exact: bool, note: str = ""
+    ) -> None:
         self.name, self.fn, self.exact, self.note = name, fn, exact, note
         self.lat: List[float] = []
         self.out: List[Tuple[Sequence[int], Sequence[float]]] = []
@@ -127,16 +132,29 @@ def main(argv=None) -> Dict[str, Any]:
         gen_s = json.loads(gj.read_text())["seconds"] if gj.is_file() else None
     qip, qind, qval = qcsr
     nq = min(args.queries, len(qip) - 1)
-    queries = [SparseVector(qind[qip[i]:qip[i + 1]].astype(np.int32), qval[qip[i]:qip[i + 1]].astype(np.float32))
-               for i in range(nq)]
+    queries = [
+        SparseVector(qind[qip[i] : qip[i + 1]].astype(np.int32), qval[qip[i] : qip[i + 1]].astype(np.float32))
+        for i in range(nq)
+    ]
     ip, ind, val = gen
     N = len(ip) - 1
     res: Dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "command": " ".join(["python"] + sys.argv),
-        "machine": {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
-                    "platform": platform.platform(), "threads": os.environ.get("OMP_NUM_THREADS")},
-        "docs": N, "postings": int(ip[-1]), "queries": nq, "smoke": args.smoke, "generate_s": gen_s,
-        "query_terms_mean": float(np.mean([len(q.indices) for q in queries]))}
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": " ".join(["python"] + sys.argv),
+        "machine": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "threads": os.environ.get("OMP_NUM_THREADS"),
+        },
+        "docs": N,
+        "postings": int(ip[-1]),
+        "queries": nq,
+        "smoke": args.smoke,
+        "generate_s": gen_s,
+        "query_terms_mean": float(np.mean([len(q.indices) for q in queries])),
+    }
     # ------------------------------------------------------------------------------------------------ build
     t = time.perf_counter()
     index = SparseIndex.from_csr(ip, ind, val, vocab_size=V)
@@ -144,8 +162,11 @@ def main(argv=None) -> Dict[str, Any]:
     t = time.perf_counter()
     index.build_blocks(args.block_size)
     res["build_blocks_s"] = time.perf_counter() - t
-    res["bytes_per_posting"] = {"postings": index.nbytes / index.nnz, "blocks": index.pruning_nbytes / index.nnz,
-                                "total": (index.nbytes + index.pruning_nbytes) / index.nnz}
+    res["bytes_per_posting"] = {
+        "postings": index.nbytes / index.nnz,
+        "blocks": index.pruning_nbytes / index.nnz,
+        "total": (index.nbytes + index.pruning_nbytes) / index.nnz,
+    }
     res["block_size"] = args.block_size
     res["rss_after_build_gb"] = rss_gb()
     print(f"built {N:,} docs in {res['build_postings_s']:.1f}s + blocks {res['build_blocks_s']:.1f}s", flush=True)
@@ -170,11 +191,13 @@ def main(argv=None) -> Dict[str, Any]:
     # scipy CSC (the inverted layout; column slice + product) over the index's own term-major arrays (no copy)
     seg = index._segments[0]
     C = sp.csc_matrix((seg.weights, seg.docs, np.asarray(seg.indptr).astype(np.int32)), shape=(N, V))
+
     # ------------------------------------------------------------------------------------------------ contestants
     def ours(acc: float = 1.0) -> Callable[[int], Tuple[List[int], List[float]]]:
         def f(i: int) -> Tuple[List[int], List[float]]:
             h = index.search(queries[i], k=10, accuracy=acc)
             return [int(d) for d, _ in h], [s for _, s in h]
+
         return f
 
     def exhaustive(i: int) -> Tuple[List[int], List[float]]:
@@ -188,11 +211,16 @@ def main(argv=None) -> Dict[str, Any]:
     def csr(i: int) -> Tuple[List[int], List[float]]:
         return scipy_top(np.asarray(D @ qdense[i]).ravel())
 
-    cs = [Contestant("SparseIndex exact (block-max)", ours(), True),
-          Contestant("SparseIndex exhaustive (before)", exhaustive, True),
-          Contestant("scipy CSC column slice", csc, True)]
-    cs += [Contestant(f"SparseIndex approximate accuracy={a}", ours(float(a)), False)
-           for a in args.accuracies.split(",") if a]
+    cs = [
+        Contestant("SparseIndex exact (block-max)", ours(), True),
+        Contestant("SparseIndex exhaustive (before)", exhaustive, True),
+        Contestant("scipy CSC column slice", csc, True),
+    ]
+    cs += [
+        Contestant(f"SparseIndex approximate accuracy={a}", ours(float(a)), False)
+        for a in args.accuracies.split(",")
+        if a
+    ]
     peers: Dict[str, Any] = {}
     if not args.no_peers:
         peers.update(build_bmp(ip, ind, val, V, N, tmp, args.block_size, queries, cs))
@@ -208,11 +236,20 @@ def main(argv=None) -> Dict[str, Any]:
     rows = []
     for c in cs:
         n = len(c.out)
-        rows.append({"name": c.name, "exact": c.exact, "queries": n, "p50_ms": pct(c.lat, 50),
-                     "p90_ms": pct(c.lat, 90), "p99_ms": pct(c.lat, 99), "mean_ms": float(np.mean(c.lat) * 1000),
-                     "identical_top10": exact_agree(c.out, ref[:n]),
-                     "recall@10_vs_exact": recall([o[0] for o in c.out], [r[0] for r in ref[:n]]),
-                     "note": c.note})
+        rows.append(
+            {
+                "name": c.name,
+                "exact": c.exact,
+                "queries": n,
+                "p50_ms": pct(c.lat, 50),
+                "p90_ms": pct(c.lat, 90),
+                "p99_ms": pct(c.lat, 99),
+                "mean_ms": float(np.mean(c.lat) * 1000),
+                "identical_top10": exact_agree(c.out, ref[:n]),
+                "recall@10_vs_exact": recall([o[0] for o in c.out], [r[0] for r in ref[:n]]),
+                "note": c.note,
+            }
+        )
     res["contestants"] = rows
     ex = base["SparseIndex exact (block-max)"]
     res["ratios_p50"] = {c.name: pct(c.lat, 50) / pct(ex.lat, 50) for c in cs}
@@ -287,13 +324,20 @@ def build_bmp(ip, ind, val, V, N, tmp: Path, bsize: int, queries, cs: List[Conte
         def f(i: int) -> Tuple[List[int], List[float]]:
             docnos, scores = searcher.search(qd[i], k=10, alpha=alpha, beta=beta)
             return [int(x) for x in docnos], list(scores)
+
         return f
 
     cs.append(Contestant("BMP exact (alpha=1)", run(1.0), False, "exact for its integer (x100) weights"))
     for a in (0.9, 0.8, 0.7, 0.6, 0.5):
         cs.append(Contestant(f"BMP approximate alpha={a}", run(a), False))
-    return {"bmp": {"build_s": build, "bsize": bsize, "index_bytes": os.path.getsize(path),
-                    "bytes_per_posting": os.path.getsize(path) / int(ip[-1])}}
+    return {
+        "bmp": {
+            "build_s": build,
+            "bsize": bsize,
+            "index_bytes": os.path.getsize(path),
+            "bytes_per_posting": os.path.getsize(path) / int(ip[-1]),
+        }
+    }
 
 
 def build_seismic(ip, ind, val, V, N, queries, cs: List[Contestant]) -> Dict[str, Any]:
@@ -320,6 +364,7 @@ def build_seismic(ip, ind, val, V, N, queries, cs: List[Contestant]) -> Dict[str
             def f(i: int) -> Tuple[List[int], List[float]]:
                 r = sidx.search(str(i), qc[i], qv[i], 10, query_cut=cut, heap_factor=hf)
                 return [int(x[2]) for x in r], [float(x[1]) for x in r]
+
             return f
 
         for cut, hf in ((10, 0.7), (20, 0.7), (20, 0.9), (40, 0.9), (64, 1.0)):
@@ -331,29 +376,40 @@ def build_seismic(ip, ind, val, V, N, queries, cs: List[Contestant]) -> Dict[str
 
 def to_markdown(r: Dict[str, Any]) -> str:
     bp = r["bytes_per_posting"]
-    lines = [f"# Search benchmark ({'smoke' if r['smoke'] else 'full'}): {r['docs']:,} generated documents, "
-             f"{r['queries']} real SciFact queries, top 10", "",
-             f"{r['date']}; `{r['command']}`; machine {r['machine']}", "",
-             f"{r['postings']:,} postings ({r['postings'] / r['docs']:.0f}/doc), "
-             f"{r['query_terms_mean']:.1f} terms/query. "
-             f"Build: postings {r['build_postings_s']:.1f}s, block-max ({r['block_size']} docs/block) "
-             f"{r['build_blocks_s']:.1f}s; bytes/posting {bp['postings']:.2f} postings + {bp['blocks']:.2f} blocks = "
-             f"{bp['total']:.2f} in memory, {r['disk_bytes_per_posting']:.2f} on disk. Blocks scored per query "
-             f"{100 * r['blocks_scored_fraction_mean']:.2f}% in {r['rounds_mean']:.1f} rounds (mean); the bounds "
-             f"could not prune (exhaustive scan instead) for {100 * r['gave_up_fraction']:.0f}% of the queries. "
-             f"Reference check: {r['reference_vs_scipy_csr_float64']} vs scipy CSR float64.", "",
-             "| contestant | p50 ms | p90 ms | p99 ms | mean ms | x exact p50 | identical top 10 | recall@10 | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Search benchmark ({'smoke' if r['smoke'] else 'full'}): {r['docs']:,} generated documents, "
+        f"{r['queries']} real SciFact queries, top 10",
+        "",
+        f"{r['date']}; `{r['command']}`; machine {r['machine']}",
+        "",
+        f"{r['postings']:,} postings ({r['postings'] / r['docs']:.0f}/doc), "
+        f"{r['query_terms_mean']:.1f} terms/query. "
+        f"Build: postings {r['build_postings_s']:.1f}s, block-max ({r['block_size']} docs/block) "
+        f"{r['build_blocks_s']:.1f}s; bytes/posting {bp['postings']:.2f} postings + {bp['blocks']:.2f} blocks = "
+        f"{bp['total']:.2f} in memory, {r['disk_bytes_per_posting']:.2f} on disk. Blocks scored per query "
+        f"{100 * r['blocks_scored_fraction_mean']:.2f}% in {r['rounds_mean']:.1f} rounds (mean); the bounds "
+        f"could not prune (exhaustive scan instead) for {100 * r['gave_up_fraction']:.0f}% of the queries. "
+        f"Reference check: {r['reference_vs_scipy_csr_float64']} vs scipy CSR float64.",
+        "",
+        "| contestant | p50 ms | p90 ms | p99 ms | mean ms | x exact p50 | identical top 10 | recall@10 | note |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for c in r["contestants"]:
-        lines.append(f"| {c['name']} | {c['p50_ms']:.2f} | {c['p90_ms']:.2f} | {c['p99_ms']:.2f} | "
-                     f"{c['mean_ms']:.2f} | "
-                     f"{r['ratios_p50'][c['name']]:.2f} | {c['identical_top10']}/{c['queries']} | "
-                     f"{c['recall@10_vs_exact']:.3f} | {c['note']} |")
+        lines.append(
+            f"| {c['name']} | {c['p50_ms']:.2f} | {c['p90_ms']:.2f} | {c['p99_ms']:.2f} | "
+            f"{c['mean_ms']:.2f} | "
+            f"{r['ratios_p50'][c['name']]:.2f} | {c['identical_top10']}/{c['queries']} | "
+            f"{c['recall@10_vs_exact']:.3f} | {c['note']} |"
+        )
     b = r["batch"]
-    lines += ["", "Batch: " + ", ".join(f"{k} {v:.0f}" for k, v in b.items()),
-              f"Peers: {json.dumps(r['peers'])}",
-              f"save {r['save_s']:.1f}s, mmap load {1000 * r['mmap_load_s']:.0f} ms, "
-              f"same results after mmap load: {r['mmap_same_results']}; peak RSS {r['rss_peak_gb']:.1f} GB", ""]
+    lines += [
+        "",
+        "Batch: " + ", ".join(f"{k} {v:.0f}" for k, v in b.items()),
+        f"Peers: {json.dumps(r['peers'])}",
+        f"save {r['save_s']:.1f}s, mmap load {1000 * r['mmap_load_s']:.0f} ms, "
+        f"same results after mmap load: {r['mmap_same_results']}; peak RSS {r['rss_peak_gb']:.1f} GB",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -366,8 +422,11 @@ def plot(r: Dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     groups = {"SparseIndex": ("C0", "o"), "BMP": ("C1", "s"), "Seismic": ("C2", "^"), "scipy": ("C7", "x")}
     for g, (col, mk) in groups.items():
-        pts = [(c["p50_ms"], c["recall@10_vs_exact"], c["name"]) for c in r["contestants"]
-               if c["name"].startswith(g) and "exhaustive" not in c["name"] and "CSR" not in c["name"]]
+        pts = [
+            (c["p50_ms"], c["recall@10_vs_exact"], c["name"])
+            for c in r["contestants"]
+            if c["name"].startswith(g) and "exhaustive" not in c["name"] and "CSR" not in c["name"]
+        ]
         if pts:
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=mk, color=col, label=g, linestyle="-")

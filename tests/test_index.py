@@ -1,4 +1,5 @@
 """SparseIndex: exactness vs scipy brute force, add/remove, save/load (mmap), corruption, interrupted saves, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,10 @@ def brute_force(docs: dict, q: SparseVector, k: int, V: int):
         return []
     rows = [docs[i] for i in ids]
     indptr = np.concatenate([[0], np.cumsum([len(r[0]) for r in rows])])
-    D = sp.csr_matrix((np.concatenate([r[1] for r in rows]).astype(np.float64),
-                       np.concatenate([r[0] for r in rows]), indptr), shape=(len(ids), V))
+    D = sp.csr_matrix(
+        (np.concatenate([r[1] for r in rows]).astype(np.float64), np.concatenate([r[0] for r in rows]), indptr),
+        shape=(len(ids), V),
+    )
     s = np.asarray(D @ q.to_dense(V).astype(np.float64)).ravel()
     order = [j for j in np.lexsort((np.arange(len(ids)), -s)) if s[j] > 0][:k]
     return [(ids[j], float(s[j])) for j in order]
@@ -89,8 +92,7 @@ def test_real_splade_vectors(tiny_artifact, scifact_texts):
     e = Expander(tiny_artifact)
     dvecs = e.encode_documents(scifact_texts[:200], max_length=128)
     qvecs = e.encode_queries(["stem cells and cancer", "vitamin D deficiency in children", "protein folding"])
-    idx = SparseIndex.from_vectors(dvecs, [f"d{i}" for i in range(len(dvecs))], vocab_size=e.vocab_size,
-                                   vocab=e.vocab)
+    idx = SparseIndex.from_vectors(dvecs, [f"d{i}" for i in range(len(dvecs))], vocab_size=e.vocab_size, vocab=e.vocab)
     ref_docs = {f"d{i}": (v.indices, v.values) for i, v in enumerate(dvecs)}
     for q, hits in zip(qvecs, idx.search(qvecs, k=10), strict=False):
         assert_same(hits, brute_force(ref_docs, q, 10, e.vocab_size))
@@ -98,8 +100,7 @@ def test_real_splade_vectors(tiny_artifact, scifact_texts):
         ex = idx.explain(q, hits[0][0], top_k=None)
         assert abs(sum(c.product for c in ex) - hits[0][1]) < 1e-4
         assert [c.product for c in ex] == sorted((c.product for c in ex), reverse=True)
-        assert all(c.token == e.vocab[c.token_id] and abs(c.query_weight * c.doc_weight - c.product) < 1e-6
-                   for c in ex)
+        assert all(c.token == e.vocab[c.token_id] and abs(c.query_weight * c.doc_weight - c.product) < 1e-6 for c in ex)
         assert len(idx.explain(q, hits[0][0], top_k=3)) == min(3, len(ex))
 
 
@@ -111,7 +112,8 @@ ops = st.lists(
         st.tuples(st.just("save"), st.booleans()),
         st.tuples(st.just("compact"), st.just(0)),
     ),
-    min_size=1, max_size=12,
+    min_size=1,
+    max_size=12,
 )
 
 
@@ -153,8 +155,9 @@ def test_property_add_remove_save_load(ops, seed, dtype, k):
 def _small_index(dtype="float32", n=200):
     rng = np.random.default_rng(3)
     docs = random_docs(rng, n, 100)
-    return SparseIndex.from_vectors([SparseVector(*d) for d in docs], [f"d{i}" for i in range(n)],
-                                    vocab_size=100, dtype=dtype), [SparseVector(*d) for d in random_docs(rng, 5, 100)]
+    return SparseIndex.from_vectors(
+        [SparseVector(*d) for d in docs], [f"d{i}" for i in range(n)], vocab_size=100, dtype=dtype
+    ), [SparseVector(*d) for d in random_docs(rng, 5, 100)]
 
 
 def _data_dir(path):
@@ -272,8 +275,9 @@ def test_interrupted_save_keeps_the_old_index(tmp_path):
     # the next save cleans up the debris of the killed one
     loaded = SparseIndex.load(path, mmap=False)
     loaded.save(path)
-    assert [f.name for f in path.iterdir() if f.name != "index.json"] == [json.loads(
-        (path / "index.json").read_text())["data"]]
+    assert [f.name for f in path.iterdir() if f.name != "index.json"] == [
+        json.loads((path / "index.json").read_text())["data"]
+    ]
 
 
 def test_remove_and_validation_errors():
@@ -296,8 +300,7 @@ def test_remove_and_validation_errors():
 
 # ------------------------------------------------------------------------------------- CLI and benchmark smoke
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "splade_onnx", *args], capture_output=True, text=True,
-                          cwd=str(REPO))
+    return subprocess.run([sys.executable, "-m", "splade_onnx", *args], capture_output=True, text=True, cwd=str(REPO))
 
 
 def test_cli_index_search_roundtrip(tiny_artifact, tmp_path):
@@ -306,8 +309,16 @@ def test_cli_index_search_roundtrip(tiny_artifact, tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["docs"] == 30
     # --model is optional: the header remembers the artifact
-    r = _cli("search", str(out), "how do vaccines protect against viruses?", "best way to make coffee", "-k", "3",
-             "--explain", "--json")
+    r = _cli(
+        "search",
+        str(out),
+        "how do vaccines protect against viruses?",
+        "best way to make coffee",
+        "-k",
+        "3",
+        "--explain",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     res = [json.loads(line) for line in r.stdout.splitlines()]
     assert res[0]["hits"][0]["id"] == "vaccines"
@@ -325,8 +336,20 @@ def test_cli_index_search_roundtrip(tiny_artifact, tmp_path):
 
 
 def test_benchmark_smoke(tiny_artifact, tmp_path):
-    r = subprocess.run([sys.executable, str(REPO / "benchmarks" / "search_bench.py"), "--smoke", "--no-peers",
-                        "--model", tiny_artifact, "--out", str(tmp_path)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "search_bench.py"),
+            "--smoke",
+            "--no-peers",
+            "--model",
+            tiny_artifact,
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads((tmp_path / "search_smoke.json").read_text())
     assert res["reference_vs_scipy_csr_float64"].startswith(f"{min(20, res['queries'])}/")

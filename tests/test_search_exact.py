@@ -1,6 +1,7 @@
 """Block-max pruned search equals brute force: real splade-tiny vectors and adversarial collections (ties, one-term
 queries, only very frequent terms, empty results, k larger than the collection), after add/remove/compact and after
 save/load with mmap; the approximate mode's knob; a corrupted block file is refused."""
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,15 @@ def real(tiny_artifact, scifact_texts):
     e = Expander(tiny_artifact)
     docs = e.encode_documents(scifact_texts[:400], max_length=128)
     qtexts = [t.split(".")[0] for t in scifact_texts[400:432]] + [
-        "stem cells and cancer", "vitamin D deficiency in children", "protein folding", "the", "of the and",
-        "a", "mitochondria", "zzzz qqqq"]
+        "stem cells and cancer",
+        "vitamin D deficiency in children",
+        "protein folding",
+        "the",
+        "of the and",
+        "a",
+        "mitochondria",
+        "zzzz qqqq",
+    ]
     return docs, e.encode_queries(qtexts), e.vocab_size
 
 
@@ -110,12 +118,14 @@ def test_adversarial_ties_one_term_frequent_empty_and_large_k():
     alive = np.ones(len(vecs), bool)
     df = np.bincount(np.concatenate([v.indices for v in vecs]), minlength=V)
     frequent = np.sort(np.argsort(-df)[:3]).astype(np.int32)
-    qs = [base[0],
-          SparseVector(np.array([9], np.int32), np.array([1.0], np.float32)),  # one term
-          SparseVector(np.array([int(frequent[0])], np.int32), np.array([0.3], np.float32)),
-          SparseVector(frequent, np.ones(3, np.float32)),  # only the most frequent terms
-          SparseVector(np.array([V - 1], np.int32), np.array([1.0], np.float32)),  # no document has it: empty
-          SparseVector(np.zeros(0, np.int32), np.zeros(0, np.float32))]  # an empty query
+    qs = [
+        base[0],
+        SparseVector(np.array([9], np.int32), np.array([1.0], np.float32)),  # one term
+        SparseVector(np.array([int(frequent[0])], np.int32), np.array([0.3], np.float32)),
+        SparseVector(frequent, np.ones(3, np.float32)),  # only the most frequent terms
+        SparseVector(np.array([V - 1], np.int32), np.array([1.0], np.float32)),  # no document has it: empty
+        SparseVector(np.zeros(0, np.int32), np.zeros(0, np.float32)),
+    ]  # an empty query
     for q in qs:
         for k in (1, 3, 31, 5000):  # k > the collection
             hits = idx.search(q, k=k)
@@ -208,8 +218,12 @@ def test_approximate_knob_is_monotone_and_exact_at_one(real):
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**16), block=st.sampled_from([1, 2, 4, 16]), k=st.integers(1, 40),
-       dtype=st.sampled_from(["float32", "float16", "uint8"]))
+@given(
+    seed=st.integers(0, 2**16),
+    block=st.sampled_from([1, 2, 4, 16]),
+    k=st.integers(1, 40),
+    dtype=st.sampled_from(["float32", "float16", "uint8"]),
+)
 def test_property_pruned_equals_exhaustive(seed, block, k, dtype):
     rng = np.random.default_rng(seed)
     V, n = 40, int(rng.integers(1, 400))
@@ -232,8 +246,7 @@ def test_property_pruned_equals_exhaustive(seed, block, k, dtype):
 
 
 def test_blocks_absent_for_small_collections_and_block_size_checked():
-    idx = SparseIndex.from_vectors([SparseVector(np.array([1], np.int32), np.array([1.0], np.float32))],
-                                   vocab_size=4)
+    idx = SparseIndex.from_vectors([SparseVector(np.array([1], np.int32), np.array([1.0], np.float32))], vocab_size=4)
     assert idx.search(SparseVector(np.array([1], np.int32), np.array([2.0], np.float32)), k=3) == [(0, 2.0)]
     assert idx.pruning_nbytes == 0
     with pytest.raises(ValueError, match="power of two"):

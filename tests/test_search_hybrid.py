@@ -1,10 +1,12 @@
 """Hybrid fusion: RRF and normalised convex combination by hand-computed values; BM25 (bm25s) on real SciFact text;
 weights tuned on one split only."""
+
 from __future__ import annotations
 
 import pytest
 
-from splade_onnx.index.hybrid import BM25, fuse, fuse_convex, fuse_rrf, normalise, tune
+from splade_onnx.evaluate import tune
+from splade_onnx.index.hybrid import BM25, fuse, fuse_convex, fuse_rrf, normalise
 
 A = [("a", 10.0), ("b", 8.0), ("c", 2.0)]
 B = [("c", 0.9), ("d", 0.5), ("a", 0.1)]

@@ -2,6 +2,7 @@
 
 Needs the ``eval`` extra (``ir-measures``, ``tqdm``), imported lazily.
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,9 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+
+from splade_onnx.index.hybrid import BM25, DEFAULT_FUSION, FUSIONS, Hit, fuse
 from splade_onnx.io.corpus import BeirData, load_beir, write_trec_run
 from splade_onnx.vectors import SparseVector
 
@@ -39,8 +43,9 @@ class EvalResult:
         return asdict(self)
 
 
-def score_run(qrels: Dict[str, Dict[str, int]], run: Dict[str, List[Tuple[str, float]]],
-              measures: Sequence[str] = MEASURES) -> Dict[str, float]:
+def score_run(
+    qrels: Dict[str, Dict[str, int]], run: Dict[str, List[Tuple[str, float]]], measures: Sequence[str] = MEASURES
+) -> Dict[str, float]:
     """Aggregate ir-measures figures (mean over the judged queries; a query absent from the run scores 0)."""
     import ir_measures
 
@@ -50,8 +55,9 @@ def score_run(qrels: Dict[str, Dict[str, int]], run: Dict[str, List[Tuple[str, f
     return {m: float(agg[p]) for m, p in zip(measures, parsed)}
 
 
-def _encode(fn: Callable[[List[str]], List[SparseVector]], texts: List[str], desc: str, progress: bool,
-            chunk: int = 256) -> List[SparseVector]:
+def _encode(
+    fn: Callable[[List[str]], List[SparseVector]], texts: List[str], desc: str, progress: bool, chunk: int = 256
+) -> List[SparseVector]:
     from tqdm.auto import tqdm
 
     out: List[SparseVector] = []
@@ -59,7 +65,7 @@ def _encode(fn: Callable[[List[str]], List[SparseVector]], texts: List[str], des
         warnings.filterwarnings("ignore", message=".*were truncated.*")
         with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress, leave=False) as bar:
             for i in range(0, len(texts), chunk):
-                part = texts[i: i + chunk]
+                part = texts[i : i + chunk]
                 out.extend(fn(part))
                 bar.update(len(part))
     return out
@@ -91,11 +97,9 @@ def evaluate(
     exp = model if isinstance(model, Expander) else Expander(model)
     data = load_beir(dataset_dir, split)
     t0 = time.perf_counter()
-    dvecs = _encode(lambda t: exp.encode_documents(t, max_length=doc_max_length), data.doc_texts, "documents",
-                    progress)
+    dvecs = _encode(lambda t: exp.encode_documents(t, max_length=doc_max_length), data.doc_texts, "documents", progress)
     t1 = time.perf_counter()
-    qvecs = _encode(lambda t: exp.encode_queries(t, max_length=query_max_length), data.query_texts, "queries",
-                    progress)
+    qvecs = _encode(lambda t: exp.encode_queries(t, max_length=query_max_length), data.query_texts, "queries", progress)
     t2 = time.perf_counter()
     index = SparseIndex.from_vectors(dvecs, data.doc_ids, vocab_size=exp.vocab_size, dtype=dtype)
     t3 = time.perf_counter()
@@ -107,17 +111,99 @@ def evaluate(
     metrics = score_run(data.qrels, run)
     hyb: Dict[str, Any] = {}
     if hybrid is not None:
-        from splade_onnx.index.hybrid import evaluate_hybrid
-
-        hyb = evaluate_hybrid(hybrid, dataset_dir, data, run, index,
-                              lambda t: _encode(lambda x: exp.encode_queries(x, max_length=query_max_length), t,
-                                                "tuning queries", progress),
-                              split=split, tune_split=tune_split, k=k)
+        hyb = evaluate_hybrid(
+            hybrid,
+            dataset_dir,
+            data,
+            run,
+            index,
+            lambda t: _encode(
+                lambda x: exp.encode_queries(x, max_length=query_max_length), t, "tuning queries", progress
+            ),
+            split=split,
+            tune_split=tune_split,
+            k=k,
+        )
     return EvalResult(
-        dataset=os.path.basename(os.path.normpath(dataset_dir)), split=split, docs=len(data.doc_ids),
-        queries=len(data.query_ids), metrics=metrics, encode_docs_s=t1 - t0, encode_queries_s=t2 - t1,
-        index_s=t3 - t2, search_s=t4 - t3,
-        settings={"doc_max_length": doc_max_length, "query_max_length": query_max_length, "k": k, "dtype": dtype,
-                  "model": getattr(exp, "path", str(model))},
+        dataset=os.path.basename(os.path.normpath(dataset_dir)),
+        split=split,
+        docs=len(data.doc_ids),
+        queries=len(data.query_ids),
+        metrics=metrics,
+        encode_docs_s=t1 - t0,
+        encode_queries_s=t2 - t1,
+        index_s=t3 - t2,
+        search_s=t4 - t3,
+        settings={
+            "doc_max_length": doc_max_length,
+            "query_max_length": query_max_length,
+            "k": k,
+            "dtype": dtype,
+            "model": getattr(exp, "path", str(model)),
+        },
         hybrid=hyb,
     )
+
+
+# ------------------------------------------------------------------------------------------------------ hybrid
+def tune(
+    qrels: Dict[str, Dict[str, int]],
+    query_ids: Sequence[str],
+    sparse_runs: Sequence[Sequence[Hit]],
+    other_runs: Sequence[Sequence[Hit]],
+    k: int = 100,
+    step: float = 0.05,
+) -> Tuple[str, float, float]:
+    """The fusion method and sparse weight with the best nDCG@10 on these (tuning) queries: (method, weight, nDCG@10).
+    Ties go to the first method of :data:`FUSIONS` and the smallest weight."""
+    best = ("", 0.0, -1.0)
+    for method in FUSIONS:
+        for w in np.round(np.arange(0.0, 1.0 + 1e-9, step), 4).tolist():
+            run = {q: fuse(method, a, b, w, k) for q, a, b in zip(query_ids, sparse_runs, other_runs, strict=True)}
+            nd = score_run(qrels, run, ("nDCG@10",))["nDCG@10"]
+            if nd > best[2] + 1e-12:
+                best = (method, float(w), nd)
+    return best
+
+
+def evaluate_hybrid(
+    other: str,
+    dataset_dir: str,
+    data: Any,
+    sparse_run: Dict[str, List[Hit]],
+    index: Any,
+    encode_queries: Any,
+    *,
+    split: str,
+    tune_split: str,
+    k: int = 100,
+) -> Dict[str, Any]:
+    """``evaluate(hybrid=...)``: BM25 over ``data``'s documents, fusion chosen on ``tune_split``'s queries (SPLADE
+    runs from ``index`` with ``encode_queries``), applied to ``sparse_run`` and scored on ``data.qrels``."""
+    if other != "bm25":
+        raise ValueError(f"hybrid must be 'bm25', got {other!r}")
+    if tune_split == split:
+        raise ValueError(f"the tuning split must differ from the evaluated split ({split!r})")
+    bm = BM25.from_texts(data.doc_texts, data.doc_ids)
+    method, weight = DEFAULT_FUSION
+    tuned_on, tune_ndcg = "defaults (no tuning split)", None
+    if os.path.isfile(os.path.join(dataset_dir, "qrels", f"{tune_split}.tsv")):
+        tdata = load_beir(dataset_dir, tune_split)
+        if tdata.query_ids:
+            tq = encode_queries(tdata.query_texts)
+            t_sparse = [[(str(d), s) for d, s in h] for h in index.search(tq, k=k)]
+            t_other = bm.search(tdata.query_texts, k=k)
+            method, weight, tune_ndcg = tune(tdata.qrels, tdata.query_ids, t_sparse, t_other, k=k)
+            tuned_on = f"{tune_split} ({len(tdata.query_ids)} queries)"
+    other_hits = bm.search(data.query_texts, k=k)
+    other_run = {q: [(str(d), s) for d, s in h] for q, h in zip(data.query_ids, other_hits, strict=True)}
+    fused = {q: fuse(method, sparse_run[q], other_run[q], weight, k) for q in data.query_ids}
+    return {
+        "with": other,
+        "method": method,
+        "weight": weight,
+        "tuned_on": tuned_on,
+        "tune_nDCG@10": tune_ndcg,
+        "metrics": score_run(data.qrels, fused),
+        "other_metrics": score_run(data.qrels, other_run),
+    }

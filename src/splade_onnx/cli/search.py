@@ -1,4 +1,5 @@
 """``splade-onnx index``, ``search`` and ``eval``: build an index from a corpus, query it, score it on BEIR data."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,13 +22,20 @@ def add_parsers(sub: Any) -> None:
 
 
 def add_index(sub: Any) -> None:
-    p = sub.add_parser("index", help="encode a corpus and write a searchable index",
-                       description="Encode CORPUS (JSONL with _id/title/text or contents, or plain text one document a line) "
-                       "with the artifact and save a SparseIndex folder to OUT.")
+    p = sub.add_parser(
+        "index",
+        help="encode a corpus and write a searchable index",
+        description="Encode CORPUS (JSONL with _id/title/text or contents, or plain text one document a line) "
+        "with the artifact and save a SparseIndex folder to OUT.",
+    )
     p.add_argument("corpus", nargs="?", help="corpus file (not with --from-vectors)")
     p.add_argument("--model", default=None, help="artifact folder or hub repo id (required with CORPUS)")
-    p.add_argument("--from-vectors", default=None, metavar="DIR",
-                   help="index the Parquet vector shards of DIR (`splade-onnx encode` output) instead of a corpus")
+    p.add_argument(
+        "--from-vectors",
+        default=None,
+        metavar="DIR",
+        help="index the Parquet vector shards of DIR (`splade-onnx encode` output) instead of a corpus",
+    )
     p.add_argument("--out", required=True, help="index folder to write (replaced atomically if it is an index)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "uint8"])
     p.add_argument("--doc-max-length", type=int, default=None)
@@ -49,13 +57,24 @@ def _cmd_index(args: argparse.Namespace) -> int:
     ids, texts = read_corpus(args.corpus)
     e = Expander(args.model)
     t0 = time.perf_counter()
-    idx = SparseIndex.from_expander(e, texts, ids, dtype=args.dtype, max_length=args.doc_max_length,
-                                    store_texts=not args.no_texts,
-                                    progress=not args.no_progress and not args.json and sys.stderr.isatty())
+    idx = SparseIndex.from_expander(
+        e,
+        texts,
+        ids,
+        dtype=args.dtype,
+        max_length=args.doc_max_length,
+        store_texts=not args.no_texts,
+        progress=not args.no_progress and not args.json and sys.stderr.isatty(),
+    )
     t1 = time.perf_counter()
     idx.save(args.out)
-    info = {"index": args.out, "docs": len(idx), "postings": idx.nnz, "dtype": idx.dtype,
-            "encode_index_s": round(t1 - t0, 3)}
+    info = {
+        "index": args.out,
+        "docs": len(idx),
+        "postings": idx.nnz,
+        "dtype": idx.dtype,
+        "encode_index_s": round(t1 - t0, 3),
+    }
     if args.json:
         print(json.dumps(info))
     else:
@@ -64,9 +83,12 @@ def _cmd_index(args: argparse.Namespace) -> int:
 
 
 def add_search(sub: Any) -> None:
-    p = sub.add_parser("search", help="search an index and explain the hits",
-                       description="Search INDEX for QUERY (or stdin lines) and print the top hits, with their top "
-                       "contributing tokens under --explain.")
+    p = sub.add_parser(
+        "search",
+        help="search an index and explain the hits",
+        description="Search INDEX for QUERY (or stdin lines) and print the top hits, with their top "
+        "contributing tokens under --explain.",
+    )
     p.add_argument("index")
     p.add_argument("queries", nargs="*", help="query texts (default: one per line from stdin)")
     p.add_argument("-k", type=int, default=10, help="hits per query (default 10)")
@@ -91,8 +113,11 @@ def _cmd_search(args: argparse.Namespace) -> int:
     want = idx.model.get("manifest_sha256")
     got = model_info(e)["manifest_sha256"]
     if want and got and want != got:
-        raise ArtifactError(f"this artifact is not the one the index was built with (manifest sha256 {got[:12]}... "
-                            f"vs {want[:12]}... in the index header); pass the right --model", model)
+        raise ArtifactError(
+            f"this artifact is not the one the index was built with (manifest sha256 {got[:12]}... "
+            f"vs {want[:12]}... in the index header); pass the right --model",
+            model,
+        )
     queries = args.queries or [ln.strip() for ln in sys.stdin if ln.strip()]
     if not queries:
         raise UsageError("no query given (pass them as arguments or on stdin)")
@@ -107,8 +132,15 @@ def _cmd_search(args: argparse.Namespace) -> int:
             if text is not None:
                 row["text"] = text
             if args.explain:
-                row["tokens"] = [{"token": c.token, "query": round(c.query_weight, 4), "doc": round(c.doc_weight, 4),
-                                  "product": round(c.product, 4)} for c in idx.explain(qv, did, args.tokens, vocab=vocab)]
+                row["tokens"] = [
+                    {
+                        "token": c.token,
+                        "query": round(c.query_weight, 4),
+                        "doc": round(c.doc_weight, 4),
+                        "product": round(c.product, 4),
+                    }
+                    for c in idx.explain(qv, did, args.tokens, vocab=vocab)
+                ]
             rows.append(row)
         if args.json:
             print(json.dumps({"query": q, "hits": rows}, ensure_ascii=False))
@@ -120,15 +152,22 @@ def _cmd_search(args: argparse.Namespace) -> int:
             snippet = (" " + r["text"][:80] + ("..." if len(r["text"]) > 80 else "")) if "text" in r else ""
             print(f"  {r['rank']:>2}. [{r['id']}] {r['score']:.4f}{snippet}")
             if args.explain:
-                print("      top contributing tokens: " + ", ".join(
-                    f"{t['token']} ({t['query']:.2f} x {t['doc']:.2f} = {t['product']:.2f})" for t in r["tokens"]))
+                print(
+                    "      top contributing tokens: "
+                    + ", ".join(
+                        f"{t['token']} ({t['query']:.2f} x {t['doc']:.2f} = {t['product']:.2f})" for t in r["tokens"]
+                    )
+                )
     return 0
 
 
 def add_eval(sub: Any) -> None:
-    p = sub.add_parser("eval", help="evaluate retrieval on a BEIR-layout dataset (needs the [eval] extra)",
-                       description="Encode DATASET_DIR (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv), index, search "
-                       "exactly and report nDCG@10, MRR@10 (RR@10) and R@100 with ir-measures.")
+    p = sub.add_parser(
+        "eval",
+        help="evaluate retrieval on a BEIR-layout dataset (needs the [eval] extra)",
+        description="Encode DATASET_DIR (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv), index, search "
+        "exactly and report nDCG@10, MRR@10 (RR@10) and R@100 with ir-measures.",
+    )
     p.add_argument("dataset_dir")
     p.add_argument("--model", required=True, help="artifact folder or hub repo id")
     p.add_argument("--split", default="test")
@@ -138,8 +177,12 @@ def add_eval(sub: Any) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "uint8"])
     p.add_argument("--run-out", default=None, help="write the run in TREC format to this file")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--hybrid", choices=["bm25"], default=None,
-                   help="also fuse with BM25 (needs the [hybrid] extra); method and weight chosen on --tune-split")
+    p.add_argument(
+        "--hybrid",
+        choices=["bm25"],
+        default=None,
+        help="also fuse with BM25 (needs the [hybrid] extra); method and weight chosen on --tune-split",
+    )
     p.add_argument("--tune-split", default="train", help="qrels split that chooses the hybrid fusion (default train)")
     p.set_defaults(func=_cmd_eval)
 
@@ -152,23 +195,39 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise MissingExtraError("eval", "eval (ir-measures, tqdm)", e) from e
     from splade_onnx.evaluate import evaluate
 
-    r = evaluate(args.dataset_dir, args.model, split=args.split, doc_max_length=args.doc_max_length,
-                 query_max_length=args.query_max_length, k=args.top_k, dtype=args.dtype, run_out=args.run_out,
-                 progress=not args.no_progress and not args.json, hybrid=args.hybrid, tune_split=args.tune_split)
+    r = evaluate(
+        args.dataset_dir,
+        args.model,
+        split=args.split,
+        doc_max_length=args.doc_max_length,
+        query_max_length=args.query_max_length,
+        k=args.top_k,
+        dtype=args.dtype,
+        run_out=args.run_out,
+        progress=not args.no_progress and not args.json,
+        hybrid=args.hybrid,
+        tune_split=args.tune_split,
+    )
     if args.json:
         print(json.dumps(r.to_dict()))
         return 0
     m = r.metrics
-    print(f"{r.dataset} ({r.split}): {r.docs} docs, {r.queries} queries, doc/query max length "
-          f"{args.doc_max_length}/{args.query_max_length}, {args.dtype}")
+    print(
+        f"{r.dataset} ({r.split}): {r.docs} docs, {r.queries} queries, doc/query max length "
+        f"{args.doc_max_length}/{args.query_max_length}, {args.dtype}"
+    )
     print(f"  nDCG@10 {m['nDCG@10']:.4f}   MRR@10 {m['RR@10']:.4f}   R@100 {m['R@100']:.4f}")
-    print(f"  encode docs {r.encode_docs_s:.1f}s, queries {r.encode_queries_s:.1f}s, index {r.index_s:.2f}s, "
-          f"search {r.search_s:.3f}s ({1000 * r.search_s / max(1, r.queries):.2f} ms/query)")
+    print(
+        f"  encode docs {r.encode_docs_s:.1f}s, queries {r.encode_queries_s:.1f}s, index {r.index_s:.2f}s, "
+        f"search {r.search_s:.3f}s ({1000 * r.search_s / max(1, r.queries):.2f} ms/query)"
+    )
     if args.run_out:
         print(f"  run written to {os.path.abspath(args.run_out)}")
     if r.hybrid:
         h, hm = r.hybrid, r.hybrid["metrics"]
-        print(f"  hybrid + {h['with']}: {h['method']} (sparse weight {h['weight']:.2f}, chosen on {h['tuned_on']}): "
-              f"nDCG@10 {hm['nDCG@10']:.4f}   MRR@10 {hm['RR@10']:.4f}   R@100 {hm['R@100']:.4f}   "
-              f"({h['with']} alone nDCG@10 {h['other_metrics']['nDCG@10']:.4f})")
+        print(
+            f"  hybrid + {h['with']}: {h['method']} (sparse weight {h['weight']:.2f}, chosen on {h['tuned_on']}): "
+            f"nDCG@10 {hm['nDCG@10']:.4f}   MRR@10 {hm['RR@10']:.4f}   R@100 {hm['R@100']:.4f}   "
+            f"({h['with']} alone nDCG@10 {h['other_metrics']['nDCG@10']:.4f})"
+        )
     return 0

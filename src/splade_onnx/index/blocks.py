@@ -16,6 +16,7 @@ order, in float64, as the exhaustive path does.
 Approximate mode (one knob, ``accuracy`` in (0, 1]): a block is scored only while ``bound * accuracy >= theta``
 (``accuracy = 1`` is exact). Lower values skip blocks whose bound is only slightly above the current threshold.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Optional, Tuple
@@ -79,8 +80,16 @@ class BlockMax:
 
     # -------------------------------------------------------------------------------------------- building
     @classmethod
-    def build(cls, indptr: np.ndarray, docs: np.ndarray, weights: np.ndarray, n_docs: int, block_size: int,
-              dequant: float = 1.0, chunk: int = 1 << 24) -> "BlockMax":
+    def build(
+        cls,
+        indptr: np.ndarray,
+        docs: np.ndarray,
+        weights: np.ndarray,
+        n_docs: int,
+        block_size: int,
+        dequant: float = 1.0,
+        chunk: int = 1 << 24,
+    ) -> "BlockMax":
         """Build from term-major postings (documents ascending within each term). ``dequant`` multiplies the
         stored weights (the uint8 scale; 1 otherwise). Works in chunks of about ``chunk`` postings."""
         if block_size < 1 or block_size & (block_size - 1):
@@ -91,7 +100,7 @@ class BlockMax:
         nnz = int(indptr[-1])
         gmax = 0.0
         for a in range(0, nnz, chunk):
-            gmax = max(gmax, float(np.asarray(weights[a: a + chunk]).max()))
+            gmax = max(gmax, float(np.asarray(weights[a : a + chunk]).max()))
         gmax *= float(dequant)
         bscale = (gmax / 255.0 if gmax > 0 else 1.0) * (1 + 1e-6)
         counts = np.zeros(V, np.int64)
@@ -107,7 +116,7 @@ class BlockMax:
                 blk = (np.asarray(docs[a:b]) >> shift).astype(np.int32)
                 new = np.ones(b - a, bool)
                 new[1:] = blk[1:] != blk[:-1]
-                bounds = indptr[t0 + 1: t1] - a  # term boundaries inside the chunk start a new entry
+                bounds = indptr[t0 + 1 : t1] - a  # term boundaries inside the chunk start a new entry
                 new[bounds[(bounds > 0) & (bounds < b - a)]] = True
                 st = np.flatnonzero(new)
                 w = np.asarray(weights[a:b])
@@ -116,7 +125,7 @@ class BlockMax:
                 blocks.append(blk[st])
                 maxes.append(np.clip(q, 0, 255).astype(np.uint8))
                 starts.append(st.astype(np.int64) + a)
-                term_of = np.repeat(np.arange(t0, t1), np.diff(indptr[t0: t1 + 1]))
+                term_of = np.repeat(np.arange(t0, t1), np.diff(indptr[t0 : t1 + 1]))
                 counts[t0:t1] = np.bincount(term_of[st] - t0, minlength=t1 - t0)
             t0 = t1
         tb_indptr = np.zeros(V + 1, np.int64)
@@ -131,8 +140,19 @@ class BlockMax:
             lo, hi = int(tb_indptr[t]), int(tb_indptr[t + 1])
             dense[r, tb_block[lo:hi]] = tb_max[lo:hi]
             dense_row[t] = r
-        return cls(block_size, n_docs, bscale, {"tb_indptr": tb_indptr, "tb_block": tb_block, "tb_max": tb_max,
-                                                "tb_start": tb_start, "dense": dense, "dense_row": dense_row})
+        return cls(
+            block_size,
+            n_docs,
+            bscale,
+            {
+                "tb_indptr": tb_indptr,
+                "tb_block": tb_block,
+                "tb_max": tb_max,
+                "tb_start": tb_start,
+                "dense": dense,
+                "dense_row": dense_row,
+            },
+        )
 
     def check(self, vocab_size: int, nnz: int) -> Optional[str]:
         """A reason the arrays are inconsistent with an index of ``vocab_size`` terms and ``nnz`` postings."""
@@ -171,8 +191,15 @@ class BlockMax:
         ub *= self.bscale * _SLACK
         return ub
 
-    def score_blocks(self, sel: np.ndarray, terms: np.ndarray, qw: np.ndarray, docs: np.ndarray,
-                     weights: np.ndarray, dequant: Optional[float]) -> Tuple[np.ndarray, np.ndarray]:
+    def score_blocks(
+        self,
+        sel: np.ndarray,
+        terms: np.ndarray,
+        qw: np.ndarray,
+        docs: np.ndarray,
+        weights: np.ndarray,
+        dequant: Optional[float],
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Exact scores of every document of the blocks ``sel`` (sorted block ids): (ordinals, scores)."""
         b = self.block_size
         s_all: List[np.ndarray] = []
@@ -216,10 +243,21 @@ class BlockMax:
         ords = sel[nz // b].astype(np.int64) * b + nz % b
         return ords, sc[nz]
 
-    def search(self, terms: np.ndarray, qw: np.ndarray, k: int, docs: np.ndarray, weights: np.ndarray,
-               dequant: Optional[float], alive: Optional[np.ndarray], seed: Tuple[np.ndarray, np.ndarray],
-               accuracy: float = 1.0, first: int = 16, grow: int = 4, give_up: float = 0.25,
-               ) -> Tuple[Optional[np.ndarray], np.ndarray, Dict[str, int]]:
+    def search(
+        self,
+        terms: np.ndarray,
+        qw: np.ndarray,
+        k: int,
+        docs: np.ndarray,
+        weights: np.ndarray,
+        dequant: Optional[float],
+        alive: Optional[np.ndarray],
+        seed: Tuple[np.ndarray, np.ndarray],
+        accuracy: float = 1.0,
+        first: int = 16,
+        grow: int = 4,
+        give_up: float = 0.25,
+    ) -> Tuple[Optional[np.ndarray], np.ndarray, Dict[str, int]]:
         """Top-k candidates (ordinals, scores; unordered, a superset of the top k with ties kept) over this
         structure's documents, merged with ``seed`` (candidates scored elsewhere, e.g. newer segments).
 
@@ -260,8 +298,11 @@ class BlockMax:
             batch *= grow
             if rounds == 1 and accuracy >= 1 and give_up < 1 and theta > 0:
                 if np.count_nonzero(ub[cand] >= theta) > give_up * self.n_blocks:
-                    return None, scores, {"blocks": int(self.n_blocks), "blocks_scored": done, "rounds": rounds,
-                                          "gave_up": 1}
+                    return (
+                        None,
+                        scores,
+                        {"blocks": int(self.n_blocks), "blocks_scored": done, "rounds": rounds, "gave_up": 1},
+                    )
         return ords, scores, {"blocks": int(self.n_blocks), "blocks_scored": done, "rounds": rounds, "gave_up": 0}
 
 

@@ -9,6 +9,7 @@ Both fusions take ranked lists of ``(doc_id, score)`` (best first) and return on
 appearance. A document missing from a list gets nothing from it (RRF) or that list's minimum normalised score, 0
 (convex combination with min-max normalisation).
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Hashable, List, Optional, Sequence, Tuple
@@ -36,8 +37,13 @@ def _top(scores: Dict[Hashable, float], first: Dict[Hashable, int], k: Optional[
     return [(d, float(scores[d])) for d in (order if k is None else order[:k])]
 
 
-def fuse_rrf(rankings: Sequence[Sequence[Hit]], k: Optional[int] = 10, *, weights: Optional[Sequence[float]] = None,
-             c: float = 60.0) -> List[Hit]:
+def fuse_rrf(
+    rankings: Sequence[Sequence[Hit]],
+    k: Optional[int] = 10,
+    *,
+    weights: Optional[Sequence[float]] = None,
+    c: float = 60.0,
+) -> List[Hit]:
     """Reciprocal rank fusion: ``score(d) = sum_i weight_i / (c + rank_i(d))`` (ranks from 1; Cormack et al. 2009,
     ``c = 60``). Only ranks matter, so lists of any score scale fuse."""
     w = _check(rankings, weights)
@@ -71,8 +77,9 @@ def normalise(hits: Sequence[Hit], method: str = "minmax") -> List[Hit]:
     return [(d, float(v)) for (d, _), v in zip(hits, z, strict=False)]
 
 
-def fuse_convex(rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: Optional[int] = 10, *,
-                method: str = "minmax") -> List[Hit]:
+def fuse_convex(
+    rankings: Sequence[Sequence[Hit]], weights: Sequence[float], k: Optional[int] = 10, *, method: str = "minmax"
+) -> List[Hit]:
     """Normalised convex combination: ``score(d) = sum_i weight_i * norm_i(d)`` with each list's scores normalised
     (``method``: min-max over the list, or z-score); weights are divided by their sum."""
     w = _check(rankings, weights)
@@ -103,8 +110,17 @@ class BM25:
         self._r, self.ids, self._stemmer, self._stop = retriever, list(ids), stemmer, stopwords
 
     @classmethod
-    def from_texts(cls, texts: Sequence[str], ids: Optional[Sequence[Any]] = None, *, language: str = "english",
-                   stem: bool = True, k1: float = 1.5, b: float = 0.75, method: str = "lucene") -> "BM25":
+    def from_texts(
+        cls,
+        texts: Sequence[str],
+        ids: Optional[Sequence[Any]] = None,
+        *,
+        language: str = "english",
+        stem: bool = True,
+        k1: float = 1.5,
+        b: float = 0.75,
+        method: str = "lucene",
+    ) -> "BM25":
         """Index ``texts`` (ids default to ``0..n-1``)."""
         bm25s = _bm25s()
         stemmer = None
@@ -131,8 +147,9 @@ class BM25:
         n = len(self.ids)
         out: List[List[Hit]] = []
         for q in qs:
-            tok = bm25s.tokenize([q], stopwords=self._stop, stemmer=self._stemmer, show_progress=False,
-                                 return_ids=False)
+            tok = bm25s.tokenize(
+                [q], stopwords=self._stop, stemmer=self._stemmer, show_progress=False, return_ids=False
+            )
             if not tok or not tok[0]:
                 out.append([])
                 continue
@@ -163,49 +180,3 @@ def fuse(method: str, sparse: Sequence[Hit], other: Sequence[Hit], weight: float
     if method in ("convex-minmax", "convex-zscore"):
         return fuse_convex([sparse, other], [weight, 1 - weight], k, method=method.split("-")[1])
     raise ValueError(f"method must be one of {FUSIONS}, got {method!r}")
-
-
-def tune(qrels: Dict[str, Dict[str, int]], query_ids: Sequence[str], sparse_runs: Sequence[Sequence[Hit]],
-         other_runs: Sequence[Sequence[Hit]], k: int = 100, step: float = 0.05) -> Tuple[str, float, float]:
-    """The fusion method and sparse weight with the best nDCG@10 on these (tuning) queries: (method, weight, nDCG@10).
-    Ties go to the first method of :data:`FUSIONS` and the smallest weight."""
-    from splade_onnx.evaluate import score_run
-
-    best = ("", 0.0, -1.0)
-    for method in FUSIONS:
-        for w in np.round(np.arange(0.0, 1.0 + 1e-9, step), 4).tolist():
-            run = {q: fuse(method, a, b, w, k) for q, a, b in zip(query_ids, sparse_runs, other_runs, strict=True)}
-            nd = score_run(qrels, run, ("nDCG@10",))["nDCG@10"]
-            if nd > best[2] + 1e-12:
-                best = (method, float(w), nd)
-    return best
-
-
-def evaluate_hybrid(other: str, dataset_dir: str, data: Any, sparse_run: Dict[str, List[Hit]], index: Any,
-                    encode_queries: Any, *, split: str, tune_split: str, k: int = 100) -> Dict[str, Any]:
-    """``evaluate(hybrid=...)``: BM25 over ``data``'s documents, fusion chosen on ``tune_split``'s queries (SPLADE
-    runs from ``index`` with ``encode_queries``), applied to ``sparse_run`` and scored on ``data.qrels``."""
-    import os
-
-    from splade_onnx.evaluate import load_beir, score_run
-
-    if other != "bm25":
-        raise ValueError(f"hybrid must be 'bm25', got {other!r}")
-    if tune_split == split:
-        raise ValueError(f"the tuning split must differ from the evaluated split ({split!r})")
-    bm = BM25.from_texts(data.doc_texts, data.doc_ids)
-    method, weight = DEFAULT_FUSION
-    tuned_on, tune_ndcg = "defaults (no tuning split)", None
-    if os.path.isfile(os.path.join(dataset_dir, "qrels", f"{tune_split}.tsv")):
-        tdata = load_beir(dataset_dir, tune_split)
-        if tdata.query_ids:
-            tq = encode_queries(tdata.query_texts)
-            t_sparse = [[(str(d), s) for d, s in h] for h in index.search(tq, k=k)]
-            t_other = bm.search(tdata.query_texts, k=k)
-            method, weight, tune_ndcg = tune(tdata.qrels, tdata.query_ids, t_sparse, t_other, k=k)
-            tuned_on = f"{tune_split} ({len(tdata.query_ids)} queries)"
-    other_hits = bm.search(data.query_texts, k=k)
-    other_run = {q: [(str(d), s) for d, s in h] for q, h in zip(data.query_ids, other_hits, strict=True)}
-    fused = {q: fuse(method, sparse_run[q], other_run[q], weight, k) for q in data.query_ids}
-    return {"with": other, "method": method, "weight": weight, "tuned_on": tuned_on, "tune_nDCG@10": tune_ndcg,
-            "metrics": score_run(data.qrels, fused), "other_metrics": score_run(data.qrels, other_run)}

@@ -6,6 +6,7 @@ and ``values`` columns (e.g. ``df.write.parquet`` of :func:`splade_onnx.engines.
 ``vocab_size`` is then required). Both go through :meth:`SparseIndex.add_csr`, one shard at a time, so the index
 equals one built in process from the same vectors (same ids, order, vectors and search results).
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,11 @@ def shard_paths(folder: "str | os.PathLike[str]", *, verify: bool = False) -> Li
     shards = man.get("shards") or []
     missing = [k for k, e in enumerate(shards) if e is None]
     if missing or not man.get("complete"):
-        raise IndexFileError(f"the encode job is not finished ({len(shards) - len(missing)} of {len(shards)} shards "
-                             "written); rerun the same `splade-onnx encode` command to finish it", folder)
+        raise IndexFileError(
+            f"the encode job is not finished ({len(shards) - len(missing)} of {len(shards)} shards "
+            "written); rerun the same `splade-onnx encode` command to finish it",
+            folder,
+        )
     out = []
     for e in shards:
         p = os.path.join(folder, e["name"])
@@ -60,8 +64,7 @@ def shard_paths(folder: "str | os.PathLike[str]", *, verify: bool = False) -> Li
             from splade_onnx.artifact.manifest import sha256_file
 
             if sha256_file(p) != e["sha256"]:
-                raise IndexFileError("shard sha256 does not match the manifest; rerun `splade-onnx encode --verify`",
-                                     p)
+                raise IndexFileError("shard sha256 does not match the manifest; rerun `splade-onnx encode --verify`", p)
         out.append(p)
     return out
 
@@ -150,8 +153,10 @@ def merge(cls: type, indexes: Sequence[SparseIndex], *, dtype: Optional[str] = N
         for d in ix.ids:
             k = owner.setdefault(d, j)
             if k != j:
-                raise ValueError(f"document id {d!r} is in index {k} and index {j}; ids must not collide "
-                                 "(rename or remove the documents first)")
+                raise ValueError(
+                    f"document id {d!r} is in index {k} and index {j}; ids must not collide "
+                    "(rename or remove the documents first)"
+                )
     dtype = dtype or first.dtype
     vocab = next((ix.vocab for ix in indexes if ix.vocab is not None), None)
     out: SparseIndex = cls(first.vocab_size, dtype=dtype, vocab=vocab, model=first.model)

@@ -7,6 +7,7 @@ top k: O(P + N) per query (P postings touched, N documents). After :meth:`Sparse
 ``AUTO_BLOCKS_MIN_DOCS`` documents on, when set) search uses block-max pruning (:mod:`splade_onnx.index.blocks`):
 the same results, bit for bit, scoring only the blocks of documents whose upper bound can reach the top k.
 """
+
 from __future__ import annotations
 
 import json
@@ -201,9 +202,17 @@ class SparseIndex:
         return idx
 
     @classmethod
-    def from_expander(cls, expander: Any, texts: Sequence[str], ids: Optional[Sequence[DocId]] = None, *,
-                      dtype: str = "float32", max_length: Optional[int] = None,
-                      store_texts: bool = False, progress: bool = False) -> "SparseIndex":
+    def from_expander(
+        cls,
+        expander: Any,
+        texts: Sequence[str],
+        ids: Optional[Sequence[DocId]] = None,
+        *,
+        dtype: str = "float32",
+        max_length: Optional[int] = None,
+        store_texts: bool = False,
+        progress: bool = False,
+    ) -> "SparseIndex":
         """Encode ``texts`` as documents with ``expander`` and index them (vocab and model provenance included;
         the texts too with ``store_texts=True``; a tqdm bar with ``progress=True``)."""
         texts = list(texts)
@@ -216,8 +225,9 @@ class SparseIndex:
         idx.add(vecs, ids, texts if store_texts else None)
         return idx
 
-    def add(self, vectors: Iterable[Any], ids: Optional[Sequence[DocId]] = None,
-            texts: Optional[Sequence[str]] = None) -> None:
+    def add(
+        self, vectors: Iterable[Any], ids: Optional[Sequence[DocId]] = None, texts: Optional[Sequence[str]] = None
+    ) -> None:
         """Add documents (SparseVectors). ``ids`` default to consecutive ints after the last ordinal; ``texts``
         (optional) are stored and saved with the index, for display."""
         vecs = [_vec_arrays(v) for v in vectors]
@@ -228,8 +238,14 @@ class SparseIndex:
         values = np.concatenate([v for _, v in vecs]) if vecs else np.zeros(0, np.float32)
         self.add_csr(indptr, indices, values, ids, texts)
 
-    def add_csr(self, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray,
-                ids: Optional[Sequence[DocId]] = None, texts: Optional[Sequence[str]] = None) -> None:
+    def add_csr(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        values: np.ndarray,
+        ids: Optional[Sequence[DocId]] = None,
+        texts: Optional[Sequence[str]] = None,
+    ) -> None:
         """Add documents given as CSR arrays (and optionally their texts)."""
         indptr = np.asarray(indptr, dtype=np.int64)
         indices = np.asarray(indices)
@@ -289,8 +305,12 @@ class SparseIndex:
             self.scale = (vmax / 255.0) if vmax > 0 else 1.0 / 255.0
         q = np.rint(values / self.scale)
         if values.size and q.max() > 255:
-            log.warning("%d weight(s) above the uint8 range (max %.3f) were clipped to %.3f",
-                        int((q > 255).sum()), float(values.max()), 255 * self.scale)
+            log.warning(
+                "%d weight(s) above the uint8 range (max %.3f) were clipped to %.3f",
+                int((q > 255).sum()),
+                float(values.max()),
+                255 * self.scale,
+            )
         q = np.clip(q, 1, 255)  # a positive weight never quantizes to 0: the support is kept
         q[values == 0] = 0
         return q.astype(np.uint8)
@@ -323,8 +343,11 @@ class SparseIndex:
             keep = alive[seg.docs]
             new_ord = np.cumsum(alive, dtype=np.int64) - 1
             terms = _terms_of(self.vocab_size, seg.indptr)[keep]
-            seg = _Segment(_term_pointers(self.vocab_size, terms), new_ord[np.asarray(seg.docs)[keep]].astype(np.int32),
-                           np.asarray(seg.weights)[keep])
+            seg = _Segment(
+                _term_pointers(self.vocab_size, terms),
+                new_ord[np.asarray(seg.docs)[keep]].astype(np.int32),
+                np.asarray(seg.weights)[keep],
+            )
             if self.texts is not None:
                 self.texts = [t for t, a in zip(self.texts, alive.tolist(), strict=False) if a]
             self._ids = [d for d, a in zip(self._ids, alive.tolist(), strict=False) if a]
@@ -438,8 +461,14 @@ class SparseIndex:
         if self.block_size is None and (AUTO_BLOCKS_MIN_DOCS is None or n0 < AUTO_BLOCKS_MIN_DOCS):
             return None
         bs = self.block_size or DEFAULT_BLOCK_SIZE
-        self._blocks = BlockMax.build(seg.indptr, seg.docs, seg.weights, n0, bs,
-                                      dequant=float(self.scale or 0.0) if self.dtype == "uint8" else 1.0)
+        self._blocks = BlockMax.build(
+            seg.indptr,
+            seg.docs,
+            seg.weights,
+            n0,
+            bs,
+            dequant=float(self.scale or 0.0) if self.dtype == "uint8" else 1.0,
+        )
         self._blocks_seg = seg
         return self._blocks
 
@@ -450,17 +479,38 @@ class SparseIndex:
 
     # ------------------------------------------------------------------------------------------------ search
     @overload
-    def search(self, queries: Union[List[Any], Tuple[Any, ...]], k: int = 10, *,
-               max_query_terms: Optional[int] = None, accuracy: float = 1.0, exhaustive: bool = False,
-               workers: int = 1) -> List[List[Hit]]: ...
+    def search(
+        self,
+        queries: Union[List[Any], Tuple[Any, ...]],
+        k: int = 10,
+        *,
+        max_query_terms: Optional[int] = None,
+        accuracy: float = 1.0,
+        exhaustive: bool = False,
+        workers: int = 1,
+    ) -> List[List[Hit]]: ...
 
     @overload
-    def search(self, queries: Any, k: int = 10, *, max_query_terms: Optional[int] = None,
-               accuracy: float = 1.0, exhaustive: bool = False, workers: int = 1) -> List[Hit]: ...
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        *,
+        max_query_terms: Optional[int] = None,
+        accuracy: float = 1.0,
+        exhaustive: bool = False,
+        workers: int = 1,
+    ) -> List[Hit]: ...
 
     def search(
-        self, queries: Any, k: int = 10, *, max_query_terms: Optional[int] = None, accuracy: float = 1.0,
-        exhaustive: bool = False, workers: int = 1,
+        self,
+        queries: Any,
+        k: int = 10,
+        *,
+        max_query_terms: Optional[int] = None,
+        accuracy: float = 1.0,
+        exhaustive: bool = False,
+        workers: int = 1,
     ) -> Union[List[Hit], List[List[Hit]]]:
         """Exact top-``k`` documents by dot product: ``[(doc_id, score), ...]`` best first, ties by insertion order.
 
@@ -485,8 +535,9 @@ class SparseIndex:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=int(workers)) as pool:
-                out = list(pool.map(lambda q: self._search_one(q, int(k), max_query_terms, float(accuracy),
-                                                               exhaustive), qs))
+                out = list(
+                    pool.map(lambda q: self._search_one(q, int(k), max_query_terms, float(accuracy), exhaustive), qs)
+                )
         else:
             out = [self._search_one(q, int(k), max_query_terms, float(accuracy), exhaustive) for q in qs]
         return out[0] if single else out
@@ -499,8 +550,15 @@ class SparseIndex:
         self._search_one(query, int(k), None, float(accuracy), False, stats)
         return stats
 
-    def _search_one(self, q: Any, k: int, max_terms: Optional[int], accuracy: float, exhaustive: bool,
-                    stats: Optional[Dict[str, int]] = None) -> List[Hit]:
+    def _search_one(
+        self,
+        q: Any,
+        k: int,
+        max_terms: Optional[int],
+        accuracy: float,
+        exhaustive: bool,
+        stats: Optional[Dict[str, int]] = None,
+    ) -> List[Hit]:
         n = len(self._ids)
         terms, qw = self._query(q, max_terms)
         if not n:
@@ -520,9 +578,17 @@ class SparseIndex:
             nz = np.flatnonzero(acc > 0)
             seed_o, seed_s = nz + n0, acc[nz]
         seg = self._segments[0]
-        ords, scores, info = bm.search(terms, qw, k, seg.docs, seg.weights,
-                                    float(self.scale or 0.0) if self.dtype == "uint8" else None,
-                                    self._alive if self._n_removed else None, (seed_o, seed_s), accuracy=accuracy)
+        ords, scores, info = bm.search(
+            terms,
+            qw,
+            k,
+            seg.docs,
+            seg.weights,
+            float(self.scale or 0.0) if self.dtype == "uint8" else None,
+            self._alive if self._n_removed else None,
+            (seed_o, seed_s),
+            accuracy=accuracy,
+        )
         if stats is not None:
             stats.update(info)
         if ords is None:  # the bounds cannot prune this query: the exhaustive scan is cheaper
@@ -537,8 +603,9 @@ class SparseIndex:
             self.block_size = DEFAULT_BLOCK_SIZE
         return self._block_index()
 
-    def _score_one(self, terms: np.ndarray, qw: np.ndarray, n: int, segments: Optional[Sequence[_Segment]] = None,
-                   offset: int = 0) -> np.ndarray:
+    def _score_one(
+        self, terms: np.ndarray, qw: np.ndarray, n: int, segments: Optional[Sequence[_Segment]] = None, offset: int = 0
+    ) -> np.ndarray:
         """Scores of one query: for each query term, add ``q * w`` into a dense float64 accumulator (of the
         ordinals ``offset..n-1``; ``segments`` default to all).
 
@@ -581,7 +648,7 @@ class SparseIndex:
                     continue
                 p = s + int(np.searchsorted(seg.docs[s:e], o))
                 if p < e and int(seg.docs[p]) == o:
-                    dw = float(self._dequant(np.asarray(seg.weights[p: p + 1]))[0])
+                    dw = float(self._dequant(np.asarray(seg.weights[p : p + 1]))[0])
                     rows.append((w * dw, t, w, dw))
         rows.sort(key=lambda r: (-r[0], r[1]))
         if top_k is not None:
@@ -607,10 +674,16 @@ class SparseIndex:
         data_name = f"data-{uuid.uuid4().hex[:12]}"
         data_dir = os.path.join(path, data_name)
         os.makedirs(data_dir)
-        seg = self._segments[0] if self._segments else _Segment(
-            np.zeros(self.vocab_size + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, self._np_dtype))
-        arrays = {"term_indptr": np.asarray(seg.indptr, dtype=np.int64), "post_docs": np.asarray(seg.docs),
-                  "post_weights": np.asarray(seg.weights)}
+        seg = (
+            self._segments[0]
+            if self._segments
+            else _Segment(np.zeros(self.vocab_size + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, self._np_dtype))
+        )
+        arrays = {
+            "term_indptr": np.asarray(seg.indptr, dtype=np.int64),
+            "post_docs": np.asarray(seg.docs),
+            "post_weights": np.asarray(seg.weights),
+        }
         bm = self._block_index() if self._segments else None
         if bm is not None:  # the pruning structure is saved too, so a loaded index need not rebuild it
             arrays.update({"blocks_" + name: np.asarray(a) for name, a in bm.arrays.items()})
@@ -622,8 +695,12 @@ class SparseIndex:
                 np.save(f, np.ascontiguousarray(arr), allow_pickle=False)
                 f.flush()
                 os.fsync(f.fileno())
-            files[fn] = {"shape": list(arr.shape), "dtype": str(arr.dtype), "bytes": os.path.getsize(fp),
-                         "sha256": _sha256(fp)}
+            files[fn] = {
+                "shape": list(arr.shape),
+                "dtype": str(arr.dtype),
+                "bytes": os.path.getsize(fp),
+                "sha256": _sha256(fp),
+            }
         jsons: Dict[str, Any] = {"ids.json": self._ids}
         if self.vocab is not None:
             jsons["vocab.json"] = self.vocab
@@ -637,9 +714,16 @@ class SparseIndex:
                 os.fsync(fj.fileno())
             files[fn] = {"bytes": os.path.getsize(fp), "sha256": _sha256(fp)}
         header = {
-            "format": INDEX_FORMAT, "format_version": INDEX_FORMAT_VERSION, "data": data_name,
-            "vocab_size": self.vocab_size, "dtype": self.dtype, "scale": self.scale,
-            "n_docs": len(self._ids), "nnz": seg.nnz, "model": self.model, "files": files,
+            "format": INDEX_FORMAT,
+            "format_version": INDEX_FORMAT_VERSION,
+            "data": data_name,
+            "vocab_size": self.vocab_size,
+            "dtype": self.dtype,
+            "scale": self.scale,
+            "n_docs": len(self._ids),
+            "nnz": seg.nnz,
+            "model": self.model,
+            "files": files,
         }
         if bm is not None:
             header["blocks"] = bm.meta
@@ -653,7 +737,8 @@ class SparseIndex:
         for old in os.listdir(path):  # earlier data folders and leftovers of interrupted saves
             if old != data_name and (old.startswith("data-") or old.startswith(".tmp-")):
                 shutil.rmtree(os.path.join(path, old), ignore_errors=True) if os.path.isdir(
-                    os.path.join(path, old)) else _unlink(os.path.join(path, old))
+                    os.path.join(path, old)
+                ) else _unlink(os.path.join(path, old))
         return path
 
     @property
@@ -695,8 +780,11 @@ class SparseIndex:
         if not isinstance(h, dict) or h.get("format") != INDEX_FORMAT:
             raise IndexFileError(f"not a splade-onnx index header (format {INDEX_FORMAT!r} expected)", header_path)
         if h.get("format_version") != INDEX_FORMAT_VERSION:
-            raise IndexFileError(f"index format version {h.get('format_version')!r} is not supported "
-                                 f"(this splade-onnx reads {INDEX_FORMAT_VERSION}); re-build the index", header_path)
+            raise IndexFileError(
+                f"index format version {h.get('format_version')!r} is not supported "
+                f"(this splade-onnx reads {INDEX_FORMAT_VERSION}); re-build the index",
+                header_path,
+            )
         try:
             data_dir = os.path.join(path, str(h["data"]))
             files: Dict[str, Dict[str, Any]] = h["files"]
@@ -711,12 +799,18 @@ class SparseIndex:
                 raise IndexFileError("file is missing", fp)
             size = os.path.getsize(fp)
             if size != meta.get("bytes"):
-                raise IndexFileError(f"file has {size} bytes, the header says {meta.get('bytes')}: truncated or "
-                                     "replaced; restore it or re-build the index", fp)
+                raise IndexFileError(
+                    f"file has {size} bytes, the header says {meta.get('bytes')}: truncated or "
+                    "replaced; restore it or re-build the index",
+                    fp,
+                )
             if verify and _sha256(fp) != meta.get("sha256"):
                 raise IndexFileError("sha256 does not match the header: the file is corrupt", fp)
-        expect = {"term_indptr.npy": ((vocab_size + 1,), "int64"), "post_docs.npy": ((nnz,), "int32"),
-                  "post_weights.npy": ((nnz,), dtype)}
+        expect = {
+            "term_indptr.npy": ((vocab_size + 1,), "int64"),
+            "post_docs.npy": ((nnz,), "int32"),
+            "post_weights.npy": ((nnz,), dtype),
+        }
         arrays: Dict[str, np.ndarray] = {}
         for fn, (shape, dt) in expect.items():
             fp = os.path.join(data_dir, fn)
@@ -840,5 +934,9 @@ def model_info(expander: Any) -> Dict[str, Any]:
     from splade_onnx.artifact.manifest import MANIFEST_NAME, sha256_file
 
     p = os.path.join(expander.path, MANIFEST_NAME)
-    return {"path": os.path.abspath(expander.path), "manifest_sha256": sha256_file(p) if os.path.isfile(p) else None,
-            "model_sha256": expander.manifest.model_sha256, "max_length": dict(expander.manifest.max_length)}
+    return {
+        "path": os.path.abspath(expander.path),
+        "manifest_sha256": sha256_file(p) if os.path.isfile(p) else None,
+        "model_sha256": expander.manifest.model_sha256,
+        "max_length": dict(expander.manifest.max_length),
+    }
