@@ -33,7 +33,7 @@ def test_wheel_installs_and_runs_in_a_clean_venv_without_torch(tiny_artifact, tm
     import zipfile
 
     names = zipfile.ZipFile(wheels[0]).namelist()
-    assert "splade_onnx/py.typed" in names and "splade_onnx/expander.py" in names
+    assert "splade_onnx/py.typed" in names and "splade_onnx/encode/expander.py" in names and "splade_onnx/serve/app.py" in names
     assert not any(n.startswith(("tests/", ".cache/", "artifacts/")) for n in names)
 
     env_dir = tmp_path / "venv"
