@@ -754,7 +754,7 @@ class SparseIndex:
             header_before = _header_data(path)
             try:
                 return cls._load_once(path, mmap=mmap, verify=verify)
-            except IndexFileError:
+            except (IndexFileError, FileNotFoundError):  # a file of the old data folder deleted under the load
                 if attempt == 4 or header_before is None or _header_data(path) == header_before:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
