@@ -89,3 +89,23 @@ def scifact_reference(tiny_torch, scifact_texts):
 
     model, tok = tiny_torch
     return splade_reference(model, tok, scifact_texts, max_length=256, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def real(tiny_artifact, scifact_texts):
+    """Search tests: real splade-tiny vectors of 400 SciFact documents and 40 queries (32 are first sentences)."""
+    from splade_onnx import Expander
+
+    e = Expander(tiny_artifact)
+    docs = e.encode_documents(scifact_texts[:400], max_length=128)
+    qtexts = [t.split(".")[0] for t in scifact_texts[400:432]] + [
+        "stem cells and cancer",
+        "vitamin D deficiency in children",
+        "protein folding",
+        "the",
+        "of the and",
+        "a",
+        "mitochondria",
+        "zzzz qqqq",
+    ]
+    return docs, e.encode_queries(qtexts), e.vocab_size

@@ -47,26 +47,6 @@ def stored_matrix(idx: SparseIndex) -> sp.csr_matrix:
     return sp.csr_matrix((val.astype(np.float64), ind, ip), shape=(len(ip) - 1, idx.vocab_size))
 
 
-@pytest.fixture(scope="module")
-def real(tiny_artifact, scifact_texts):
-    """Real splade-tiny vectors of 400 SciFact documents and 40 queries (32 of them documents' first sentences)."""
-    from splade_onnx import Expander
-
-    e = Expander(tiny_artifact)
-    docs = e.encode_documents(scifact_texts[:400], max_length=128)
-    qtexts = [t.split(".")[0] for t in scifact_texts[400:432]] + [
-        "stem cells and cancer",
-        "vitamin D deficiency in children",
-        "protein folding",
-        "the",
-        "of the and",
-        "a",
-        "mitochondria",
-        "zzzz qqqq",
-    ]
-    return docs, e.encode_queries(qtexts), e.vocab_size
-
-
 def jittered(docs, n, rng):
     """n documents drawn from real ones, each weight times a lognormal jitter (keeps real supports)."""
     out = []

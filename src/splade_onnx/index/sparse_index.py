@@ -22,6 +22,7 @@ import numpy as np
 from splade_onnx.artifact.manifest import sha256_file
 from splade_onnx.errors import IndexFileError
 from splade_onnx.index.blocks import BlockMax
+from splade_onnx.index.dense_terms import DENSE_MIN_DOCS, DenseTerms
 from splade_onnx.vectors import SparseVector
 
 log = logging.getLogger("splade_onnx")
@@ -158,6 +159,8 @@ class SparseIndex:
         self.block_size: Optional[int] = None  # block-max pruning: None = automatic (see AUTO_BLOCKS_MIN_DOCS)
         self._blocks: Optional[BlockMax] = None
         self._blocks_seg: Optional[_Segment] = None  # the segment the block structure describes
+        self._dense: Optional[DenseTerms] = None  # dense rows of the first segment's most frequent terms
+        self._dense_seg: Optional[_Segment] = None  # the segment they (or their absence) describe
 
     # ------------------------------------------------------------------------------------------------ building
     @classmethod
@@ -453,12 +456,10 @@ class SparseIndex:
             return self._blocks
         if not seg.nnz:
             return None
-        # the first segment's ordinals are 0..n0-1 (later segments hold larger ones); its trailing documents
-        # without postings, if any, score 0 anyway
-        n0 = int(np.max(seg.docs)) + 1
-        if n0 > len(self._ids) or int(np.min(seg.docs)) < 0:
-            raise IndexFileError("postings hold a document ordinal out of range: the index is corrupt")
-        if self.block_size is None and (AUTO_BLOCKS_MIN_DOCS is None or n0 < AUTO_BLOCKS_MIN_DOCS):
+        if self.block_size is None and (AUTO_BLOCKS_MIN_DOCS is None or len(self._ids) < AUTO_BLOCKS_MIN_DOCS):
+            return None  # decided before touching the postings: this runs on every search
+        n0 = self._segment_docs(seg)
+        if self.block_size is None and AUTO_BLOCKS_MIN_DOCS is not None and n0 < AUTO_BLOCKS_MIN_DOCS:
             return None
         bs = self.block_size or DEFAULT_BLOCK_SIZE
         self._blocks = BlockMax.build(
@@ -472,10 +473,42 @@ class SparseIndex:
         self._blocks_seg = seg
         return self._blocks
 
+    def _segment_docs(self, seg: _Segment) -> int:
+        """Documents of the first segment: its ordinals are ``0..n0-1`` (later segments hold larger ones; trailing
+        documents without postings, if any, score 0 anyway). Read from each term's first and last posting (a term's
+        ordinals ascend), so O(vocabulary); an ordinal out of range raises IndexFileError."""
+        indptr = np.asarray(seg.indptr)
+        held = np.diff(indptr) > 0
+        if not held.any():
+            return 0
+        docs = np.asarray(seg.docs)
+        n0 = int(np.max(docs[indptr[1:][held] - 1])) + 1
+        if n0 > len(self._ids) or int(np.min(docs[indptr[:-1][held]])) < 0:
+            raise IndexFileError("postings hold a document ordinal out of range: the index is corrupt")
+        return n0
+
+    def _dense_index(self) -> Optional[DenseTerms]:
+        """Dense rows of the first segment's most frequent terms, built when missing or stale; None for a
+        segment of fewer than ``DENSE_MIN_DOCS`` documents."""
+        if not self._segments:
+            return None
+        seg = self._segments[0]
+        if self._dense_seg is seg:
+            return self._dense
+        n0 = self._segment_docs(seg)
+        self._dense = DenseTerms.build(seg.indptr, seg.docs, seg.weights, n0) if n0 >= DENSE_MIN_DOCS else None
+        self._dense_seg = seg
+        return self._dense
+
     @property
     def pruning_nbytes(self) -> int:
         """Bytes of the block-max pruning structure (0 when none is built)."""
         return self._blocks.nbytes if self._blocks is not None else 0
+
+    @property
+    def dense_nbytes(self) -> int:
+        """Bytes of the dense rows of the most frequent terms (0 when none are built)."""
+        return self._dense.nbytes if self._dense is not None and self._dense_seg is not None else 0
 
     # ------------------------------------------------------------------------------------------------ search
     @overload
@@ -609,22 +642,36 @@ class SparseIndex:
         """Scores of one query: for each query term, add ``q * w`` into a dense float64 accumulator (of the
         ordinals ``offset..n-1``; ``segments`` default to all).
 
-        A term's postings hold each document at most once, so ``acc[docs] += ...`` is exact; this touches each
-        posting once, without concatenating the postings first.
+        A term's postings hold each document at most once, so ``acc[docs] = acc[docs] + ...`` (a take and a put) is
+        exact; this touches each posting once, without concatenating the postings first. The first segment's most
+        frequent terms are read from their dense rows (:mod:`splade_onnx.index.dense_terms`) instead: the same
+        weights added in the same order, so the same scores, bit for bit.
         """
         acc = np.zeros(n - offset, dtype=np.float64)
-        for seg in self._segments if segments is None else segments:
+        segs = self._segments if segments is None else segments
+        dense = self._dense_index() if offset == 0 and segs and segs[0] is self._segments[0] else None
+        for si, seg in enumerate(segs):
             indptr = seg.indptr
             starts = indptr[terms].tolist()
             ends = indptr[terms + 1].tolist()
-            for q, s, e in zip(qw.tolist(), starts, ends, strict=False):
-                if e > s:
+            rows = dense.row_of[terms].tolist() if dense is not None and si == 0 else [-1] * len(starts)
+            for q, s, e, r in zip(qw.tolist(), starts, ends, rows, strict=False):
+                if r >= 0 and dense is not None:
+                    row = self._dequant(dense.dense_rows[r])
+                    row *= q
+                    acc[: row.shape[0]] += row
+                elif e > s:
                     d = seg.docs[s:e]
                     # a term's ordinals ascend, so its first and last bound them all: a corrupt posting is refused
                     # instead of wrapping around (negative) or indexing past the end
                     if d[0] < offset or d[-1] >= n:
                         raise IndexFileError("postings hold a document ordinal out of range: the index is corrupt")
-                    acc[d - offset if offset else d] += self._dequant(seg.weights[s:e]) * q
+                    if offset:
+                        d = d - offset
+                    w = seg.weights[s:e]
+                    x = self._dequant(w) * q if self.dtype == "uint8" else np.multiply(w, q, dtype=np.float64)
+                    x += acc.take(d)
+                    acc.put(d, x)
         return acc
 
     def explain(
@@ -687,6 +734,9 @@ class SparseIndex:
         bm = self._block_index() if self._segments else None
         if bm is not None:  # the pruning structure is saved too, so a loaded index need not rebuild it
             arrays.update({"blocks_" + name: np.asarray(a) for name, a in bm.arrays.items()})
+        dense = self._dense_index() if self._segments else None
+        if dense is not None:  # so are the dense rows
+            arrays.update({name: np.asarray(a) for name, a in dense.arrays.items()})
         files: Dict[str, Dict[str, Any]] = {}
         for name, arr in arrays.items():
             fn = name + ".npy"
@@ -727,6 +777,8 @@ class SparseIndex:
         }
         if bm is not None:
             header["blocks"] = bm.meta
+        if dense is not None:
+            header["dense_terms"] = dense.meta
         tmp = os.path.join(path, f".tmp-{HEADER_NAME}-{uuid.uuid4().hex[:8]}")
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(header, fh, indent=1, ensure_ascii=False)
@@ -851,13 +903,16 @@ class SparseIndex:
         idx._alive = np.ones(n_docs, dtype=bool)
         if isinstance(h.get("blocks"), dict) and idx._segments:
             idx._load_blocks(h["blocks"], data_dir, files, mmap, nnz)
+        if isinstance(h.get("dense_terms"), dict) and idx._segments:
+            idx._load_dense(h["dense_terms"], data_dir, files, mmap)
         return idx
 
-    def _load_blocks(self, meta: Dict[str, Any], data_dir: str, files: Dict[str, Any], mmap: bool, nnz: int) -> None:
-        """Attach a saved block-max structure (checked against the postings; IndexFileError when inconsistent)."""
+    @staticmethod
+    def _load_extra(names: Sequence[str], data_dir: str, files: Dict[str, Any], mmap: bool) -> Dict[str, np.ndarray]:
+        """Arrays ``name.npy`` of a saved side structure, each listed in the header (IndexFileError otherwise)."""
         arrays: Dict[str, np.ndarray] = {}
-        for name in BlockMax.ARRAYS:
-            fn = f"blocks_{name}.npy"
+        for name in names:
+            fn = f"{name}.npy"
             fp = os.path.join(data_dir, fn)
             if fn not in files:
                 raise IndexFileError("file is not listed in the header", fp)
@@ -865,6 +920,26 @@ class SparseIndex:
                 arrays[name] = np.load(fp, mmap_mode="r" if mmap else None, allow_pickle=False)
             except Exception as e:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError on bad files
                 raise IndexFileError(f"not a readable .npy file ({type(e).__name__}: {e})", fp) from e
+        return arrays
+
+    def _load_dense(self, meta: Dict[str, Any], data_dir: str, files: Dict[str, Any], mmap: bool) -> None:
+        """Attach saved dense rows (checked against the index; IndexFileError when inconsistent)."""
+        arrays = self._load_extra(DenseTerms.ARRAYS, data_dir, files, mmap)
+        try:
+            dense = DenseTerms(self.vocab_size, int(meta["n_docs"]), arrays)
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise IndexFileError(f"header's dense-row fields are invalid ({e})", data_dir) from e
+        problem = dense.check(self.vocab_size, self._np_dtype)
+        if problem is None and dense.n_docs > len(self._ids):
+            problem = "more documents than the index"
+        if problem:
+            raise IndexFileError(f"dense rows: {problem}: the files are corrupt", data_dir)
+        self._dense, self._dense_seg = dense, self._segments[0]
+
+    def _load_blocks(self, meta: Dict[str, Any], data_dir: str, files: Dict[str, Any], mmap: bool, nnz: int) -> None:
+        """Attach a saved block-max structure (checked against the postings; IndexFileError when inconsistent)."""
+        loaded = self._load_extra([f"blocks_{name}" for name in BlockMax.ARRAYS], data_dir, files, mmap)
+        arrays = {name: loaded[f"blocks_{name}"] for name in BlockMax.ARRAYS}
         try:
             bm = BlockMax(int(meta["block_size"]), int(meta["n_docs"]), float(meta["bscale"]), arrays)
         except (KeyError, TypeError, ValueError) as e:
