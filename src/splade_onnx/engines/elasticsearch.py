@@ -26,8 +26,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from splade_onnx.engines.opensearch import failed_items
-from splade_onnx.errors import BulkLoadError
+from splade_onnx.engines import bulk
 from splade_onnx.io.payloads import Vocab, elasticsearch_document, elasticsearch_query, zip_records
 from splade_onnx.vectors import SparseVector
 
@@ -137,21 +136,17 @@ def bulk_load(
         op_type=op_type,
         check_duplicates=check_duplicates,
     )
-    results = helpers.streaming_bulk(
+    return bulk.send(
+        helpers,
         client,
         acts,
+        engine="Elasticsearch",
+        index=index,
         chunk_size=chunk_size,
         max_chunk_bytes=max_chunk_bytes,
-        raise_on_error=False,
-        raise_on_exception=True,
         max_retries=max_retries,
+        refresh=refresh,
     )
-    loaded, failed = failed_items(results)
-    if refresh:
-        client.indices.refresh(index=index)
-    if failed:
-        raise BulkLoadError("Elasticsearch", failed, loaded)
-    return loaded
 
 
 def search_body(

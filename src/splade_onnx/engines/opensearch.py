@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from splade_onnx.errors import BulkLoadError
+from splade_onnx.engines import bulk
 from splade_onnx.io.payloads import Vocab, opensearch_document, opensearch_query, zip_records
 from splade_onnx.vectors import SparseVector
 
@@ -108,24 +108,6 @@ def actions(
         }
 
 
-def failed_items(results: Iterable[Tuple[bool, Dict[str, Any]]]) -> Tuple[int, Dict[str, str]]:
-    """Count the acknowledged items of a ``streaming_bulk`` result stream and collect ``{id: reason}`` of the rest."""
-    ok_count = 0
-    failed: Dict[str, str] = {}
-    for ok, item in results:
-        if ok:
-            ok_count += 1
-            continue
-        info = next(iter(item.values())) if len(item) == 1 else item
-        err = info.get("error", info.get("exception", "refused"))
-        if isinstance(err, dict):
-            reason = f"{err.get('type', 'error')}: {err.get('reason', err)}"
-        else:
-            reason = str(err)
-        failed[str(info.get("_id"))] = f"status {info.get('status')}, {reason}"
-    return ok_count, failed
-
-
 def bulk_load(
     client: Any,
     index: str,
@@ -162,21 +144,17 @@ def bulk_load(
         op_type=op_type,
         check_duplicates=check_duplicates,
     )
-    results = helpers.streaming_bulk(
+    return bulk.send(
+        helpers,
         client,
         acts,
+        engine="OpenSearch",
+        index=index,
         chunk_size=chunk_size,
         max_chunk_bytes=max_chunk_bytes,
-        raise_on_error=False,
-        raise_on_exception=True,
         max_retries=max_retries,
+        refresh=refresh,
     )
-    loaded, failed = failed_items(results)
-    if refresh:
-        client.indices.refresh(index=index)
-    if failed:
-        raise BulkLoadError("OpenSearch", failed, loaded)
-    return loaded
 
 
 def search_body(
