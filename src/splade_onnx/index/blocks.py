@@ -14,7 +14,8 @@ gathering exactly the query terms' postings of its documents and summing ``q * w
 order, in float64, as the exhaustive path does.
 
 Approximate mode (one knob, ``accuracy`` in (0, 1]): a block is scored only while ``bound * accuracy >= theta``
-(``accuracy = 1`` is exact). Lower values skip blocks whose bound is only slightly above the current threshold.
+(``accuracy = 1`` is exact). Lower values skip blocks whose bound is only slightly above the current threshold. When
+even then more than a quarter of the blocks stay live after the first round, the query runs the exhaustive scan.
 """
 
 from __future__ import annotations
@@ -261,9 +262,10 @@ class BlockMax:
         """Top-k candidates (ordinals, scores; unordered, a superset of the top k with ties kept) over this
         structure's documents, merged with ``seed`` (candidates scored elsewhere, e.g. newer segments).
 
-        Exact mode gives up (returns ``None`` ordinals) when, after the first round, more than ``give_up`` of the
-        blocks can still reach the threshold: the bounds are too loose for this query (documents in an order
-        where blocks are not coherent) and the caller's exhaustive scan is cheaper."""
+        The search gives up (returns ``None`` ordinals) when, after the first round, more than ``give_up`` of the
+        blocks can still reach the threshold (times ``accuracy``): the bounds are too loose for this query
+        (documents in an order where blocks are not coherent) and the caller's exhaustive scan is cheaper. The
+        approximate mode gives up the same way, so it is never much slower than the exact search (and then exact)."""
         ub = self.bounds(terms, qw)
         cand = np.flatnonzero(ub > 0)
         ords, scores = seed
@@ -296,8 +298,8 @@ class BlockMax:
             rounds += 1
             cand = rest
             batch *= grow
-            if rounds == 1 and accuracy >= 1 and give_up < 1 and theta > 0:
-                if np.count_nonzero(ub[cand] >= theta) > give_up * self.n_blocks:
+            if rounds == 1 and give_up < 1 and theta > 0:
+                if np.count_nonzero(ub[cand] * accuracy >= theta) > give_up * self.n_blocks:
                     return (
                         None,
                         scores,

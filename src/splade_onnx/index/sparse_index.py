@@ -3,9 +3,11 @@
 Layout: for every vocabulary id ``t`` the postings ``docs[indptr[t]:indptr[t+1]]`` (int32 document ordinals, ascending)
 and their weights (float32, float16, or uint8 with one global scale). The exhaustive search gathers the postings of
 the query's terms, accumulates ``query_weight * doc_weight`` per document into a dense float64 array and selects the
-top k: O(P + N) per query (P postings touched, N documents). After :meth:`SparseIndex.build_blocks` (or from
-``AUTO_BLOCKS_MIN_DOCS`` documents on, when set) search uses block-max pruning (:mod:`splade_onnx.index.blocks`):
-the same results, bit for bit, scoring only the blocks of documents whose upper bound can reach the top k.
+top k: O(P + N) per query (P postings touched, N documents); the terms held by half of the documents or more are read
+from dense rows instead (:mod:`splade_onnx.index.dense_terms`, same scores). After :meth:`SparseIndex.build_blocks`
+(or from ``AUTO_BLOCKS_MIN_DOCS`` documents on, when set) search uses block-max pruning
+(:mod:`splade_onnx.index.blocks`): the same results, bit for bit, scoring only the blocks of documents whose upper
+bound can reach the top k.
 """
 
 from __future__ import annotations
@@ -564,6 +566,7 @@ class SparseIndex:
         single = not isinstance(queries, (list, tuple))
         qs = [queries] if single else list(queries)
         self._block_index()  # built (if due) once, before any thread needs it
+        self._dense_index()
         if workers > 1 and len(qs) > 1:
             from concurrent.futures import ThreadPoolExecutor
 
