@@ -136,13 +136,15 @@ def generate(
     sigma: float = 0.15,
     chunk: int = 200_000,
 ) -> CSR:
-    """Generate ``n_docs`` documents into ``out_dir`` (indptr.npy int64, indices.npy int32, values.npy float32)."""
+    """Generate ``n_docs`` documents into ``out_dir`` (indptr.npy int64, indices.npy int32, values.npy float32, and
+    seeds.npy int32: the real document each one descends from, which only the probes read)."""
     ip, ind, val = csr
     lens = np.diff(ip)
     nb, shared = neighbours(csr, V)
     rng = np.random.default_rng(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     parts_ip: List[np.ndarray] = []
+    parts_seed: List[np.ndarray] = []
     tmp_ind = out_dir / "indices.tmp"
     tmp_val = out_dir / "values.tmp"
     total = 0
@@ -150,6 +152,7 @@ def generate(
         for a in range(0, n_docs, chunk):
             c = min(chunk, n_docs - a)
             s = rng.integers(0, len(lens), c)
+            parts_seed.append(s.astype(np.int32))
             j = rng.integers(0, nb.shape[1], c)
             d = nb[s, j]
             # seed postings, each kept with prob 1 - drop
@@ -192,6 +195,7 @@ def generate(
     indptr = np.zeros(n_docs + 1, np.int64)
     np.cumsum(np.concatenate(parts_ip), out=indptr[1:])
     np.save(out_dir / "indptr.npy", indptr)
+    np.save(out_dir / "seeds.npy", np.concatenate(parts_seed))  # each document's real seed (probes only)
     for tmp, name, dt in ((tmp_ind, "indices", np.int32), (tmp_val, "values", np.float32)):
         arr = np.memmap(tmp, dtype=dt, mode="r")
         np.save(out_dir / f"{name}.npy", arr)

@@ -8,8 +8,11 @@ of the query's postings held by MaxScore's "essential" terms (the terms left onc
 below that score are set aside): the postings a MaxScore search must still scan, at best.
 
 ``reorder``: block-max search after reordering the documents (none; sorted by their two heaviest terms; sorted by a
-24-bit random-projection signature): share of the blocks scored, share of the queries where the bounds gave up, p50,
-and that the results equal the exhaustive search.
+24-bit random-projection signature; a principal-direction bisection tree over a 64-dimension random projection;
+and, with ``--oracle``, grouped by the real document each one was generated from, which no index could know):
+share of the blocks scored, share of the queries where the bounds gave up, p50 against the exhaustive scan, and
+that the results equal the exhaustive search. ``--oracle`` generates a fresh collection (same seed, same documents)
+into a temporary folder to learn each document's origin.
 """
 
 from __future__ import annotations
@@ -27,19 +30,29 @@ import corpus_gen  # noqa: E402
 from splade_onnx import SparseIndex, SparseVector  # noqa: E402
 
 
-def load(n_docs: int, n_queries: int):
+def load(n_docs: int, n_queries: int, oracle: bool = False):
     real, gen, V = corpus_gen.corpus(n_docs)
+    seeds = None
+    if oracle:
+        import atexit
+        import shutil
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp())
+        atexit.register(shutil.rmtree, tmp, True)
+        gen = corpus_gen.generate(corpus_gen.merged_real_docs(real), V, n_docs, tmp / "gen")
+        seeds = np.load(tmp / "gen" / "seeds.npy")
     qip, qind, qval = real["scifact-queries-test"][:3]  # type: ignore[index]
     queries = [
         SparseVector(qind[qip[i] : qip[i + 1]].astype(np.int32), qval[qip[i] : qip[i + 1]].astype(np.float32))
         for i in range(n_queries)
     ]
     ip, ind, val = (np.asarray(a) for a in gen)
-    return ip, ind, val, V, queries
+    return ip, ind, val, V, queries, seeds
 
 
 def maxscore(args: argparse.Namespace) -> None:
-    ip, ind, val, V, queries = load(args.docs, args.queries)
+    ip, ind, val, V, queries, _ = load(args.docs, args.queries)
     ix = SparseIndex.from_csr(ip, ind, val, vocab_size=V)
     seg = ix._segments[0]
     P, W = np.asarray(seg.indptr), np.asarray(seg.weights)
@@ -64,44 +77,85 @@ def maxscore(args: argparse.Namespace) -> None:
 
 
 def reorder(args: argparse.Namespace) -> None:
-    ip, ind, val, V, queries = load(args.docs, args.queries)
+    ip, ind, val, V, queries, seeds = load(args.docs, args.queries, args.oracle)
     N = ip.size - 1
     lens = np.diff(ip)
     rows = np.repeat(np.arange(N), lens)
-    o = np.lexsort((-val, rows))  # each document's postings, heaviest first
-    pos = np.arange(o.size) - np.repeat(ip[:-1], lens)
-    top = np.full((N, 2), -1, np.int64)
-    first = pos < 2
-    top[rows[o][first], pos[first]] = ind[o][first]
-    rng = np.random.default_rng(0)
-    R = rng.standard_normal((V, 24)).astype(np.float32)
-    bits = np.stack([np.bincount(rows, weights=R[ind, c] * val, minlength=N) > 0 for c in range(24)], 1)
-    signature = (bits.astype(np.int64) << np.arange(24)).sum(1)
-    orders = {
-        "arbitrary": np.arange(N),
-        "two heaviest terms": np.lexsort((top[:, 1], top[:, 0])),
-        "random-projection signature": np.argsort(signature, kind="stable"),
-    }
-    for name, order in orders.items():
+
+    def two_heaviest() -> np.ndarray:
+        o = np.lexsort((-val, rows))  # each document's postings, heaviest first
+        pos = np.arange(o.size) - np.repeat(ip[:-1], lens)
+        top = np.full((N, 2), -1, np.int64)
+        first = pos < 2
+        top[rows[o][first], pos[first]] = ind[o][first]
+        return np.lexsort((top[:, 1], top[:, 0]))
+
+    def signature() -> np.ndarray:
+        R = np.random.default_rng(0).standard_normal((V, 24)).astype(np.float32)
+        bits = np.stack([np.bincount(rows, weights=R[ind, c] * val, minlength=N) > 0 for c in range(24)], 1)
+        return np.argsort((bits.astype(np.int64) << np.arange(24)).sum(1), kind="stable")
+
+    orders = {"arbitrary": lambda: np.arange(N)}
+    if not args.oracle_only:
+        orders["two heaviest terms"] = two_heaviest
+        orders["random-projection signature"] = signature
+        orders["principal-direction bisection"] = lambda: bisection_order(rows, ind, val, N, V, min(args.block_sizes))
+    if seeds is not None:
+        orders["by origin (oracle)"] = lambda: np.argsort(seeds, kind="stable")
+    for name, make_order in orders.items():
+        order = make_order()
         nl = lens[order]
         nip = np.zeros(N + 1, np.int64)
         np.cumsum(nl, out=nip[1:])
         src = np.repeat(ip[order] - nip[:-1], nl) + np.arange(nip[-1])
         ix = SparseIndex.from_csr(nip, ind[src], val[src], vocab_size=V)
-        ix.build_blocks(args.block_size)
-        stats = [ix.search_stats(q, 10) for q in queries]
-        same = all(ix.search(q, k=10) == ix.search(q, k=10, exhaustive=True) for q in queries)
-        lat = []
-        for q in queries:
-            t = time.perf_counter()
-            ix.search(q, k=10)
-            lat.append(time.perf_counter() - t)
-        print(
-            f"{name}: blocks scored {np.mean([s['blocks_scored'] / s['blocks'] for s in stats]):.4f}, "
-            f"gave up {np.mean([s['gave_up'] for s in stats]):.3f} of the queries, "
-            f"p50 {1000 * np.median(lat):.1f} ms, same as exhaustive: {same}",
-            flush=True,
-        )
+        for bs in args.block_sizes:
+            ix.build_blocks(bs)
+            stats = [ix.search_stats(q, 10) for q in queries]
+            same = all(ix.search(q, k=10) == ix.search(q, k=10, exhaustive=True) for q in queries)
+            lat, lat_exh = [], []
+            for q in queries:
+                t = time.perf_counter()
+                ix.search(q, k=10)
+                lat.append(time.perf_counter() - t)
+                t = time.perf_counter()
+                ix.search(q, k=10, exhaustive=True)
+                lat_exh.append(time.perf_counter() - t)
+            scored = np.mean([s["blocks_scored"] / s["blocks"] for s in stats])
+            print(
+                f"{name}, blocks of {bs}: blocks scored {scored:.4f}, "
+                f"gave up {np.mean([s['gave_up'] for s in stats]):.3f} of the queries, "
+                f"p50 {1000 * np.median(lat):.1f} ms (exhaustive scan {1000 * np.median(lat_exh):.1f} ms), "
+                f"same as exhaustive: {same}",
+                flush=True,
+            )
+
+
+def bisection_order(rows, ind, val, N: int, V: int, leaf: int, dims: int = 64) -> np.ndarray:
+    """Recursive halving along each part's principal direction (power iteration) of unit-length 64-dimension random
+    projections of the documents, down to parts of ``leaf`` documents."""
+    rng = np.random.default_rng(0)
+    R = rng.standard_normal((V, dims)).astype(np.float32)
+    X = np.stack([np.bincount(rows, weights=R[ind, c] * val, minlength=N) for c in range(dims)], 1)
+    X /= np.linalg.norm(X, axis=1, keepdims=True) + 1e-9
+    order = np.arange(N)
+    parts = [(0, N)]
+    while any(b - a > leaf for a, b in parts):
+        nxt = []
+        for a, b in parts:
+            if b - a <= leaf:
+                nxt.append((a, b))
+                continue
+            idx = order[a:b]
+            Z = X[idx] - X[idx].mean(0)
+            v = Z[np.random.default_rng(a).integers(0, len(Z))].copy()
+            for _ in range(4):
+                v = Z.T @ (Z @ v)
+                v /= np.linalg.norm(v) + 1e-12
+            order[a:b] = idx[np.argsort(Z @ v, kind="stable")]
+            nxt += [(a, (a + b) // 2), ((a + b) // 2, b)]
+        parts = nxt
+    return order
 
 
 def main() -> None:
@@ -109,7 +163,9 @@ def main() -> None:
     ap.add_argument("probe", choices=["maxscore", "reorder"])
     ap.add_argument("--docs", type=int, default=200_000)
     ap.add_argument("--queries", type=int, default=40)
-    ap.add_argument("--block-size", type=int, default=64)
+    ap.add_argument("--block-sizes", type=int, nargs="+", default=[16, 64])
+    ap.add_argument("--oracle", action="store_true", help="also order by each document's origin (regenerates)")
+    ap.add_argument("--oracle-only", action="store_true", help="with --oracle: only the arbitrary and the oracle order")
     args = ap.parse_args()
     maxscore(args) if args.probe == "maxscore" else reorder(args)
 
