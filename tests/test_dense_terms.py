@@ -138,6 +138,14 @@ def test_corrupt_dense_rows_are_refused(real, tmp_path):
     (tmp_path / "ix" / "index.json").write_text(json.dumps(header))
     with pytest.raises(IndexFileError, match="dense rows hold float16"):
         SparseIndex.load(tmp_path / "ix")
+    # rows of the right dtype for fewer documents than the postings hold (their scores would be dropped): refused
+    np.save(f, np.zeros((good.size, len(idx) - 10), np.dtype(idx.dtype)))
+    header["files"]["dense_rows.npy"].update({"dtype": idx.dtype, "bytes": f.stat().st_size})
+    header["files"]["dense_rows.npy"]["shape"] = [good.size, len(idx) - 10]
+    header["dense_terms"]["n_docs"] = len(idx) - 10
+    (tmp_path / "ix" / "index.json").write_text(json.dumps(header))
+    with pytest.raises(IndexFileError, match="document count differs"):
+        SparseIndex.load(tmp_path / "ix")
 
 
 def test_no_dense_rows_below_the_threshold(real, monkeypatch):

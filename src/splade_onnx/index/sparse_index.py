@@ -510,7 +510,7 @@ class SparseIndex:
     @property
     def dense_nbytes(self) -> int:
         """Bytes of the dense rows of the most frequent terms (0 when none are built)."""
-        return self._dense.nbytes if self._dense is not None and self._dense_seg is not None else 0
+        return self._dense.nbytes if self._dense is not None else 0
 
     # ------------------------------------------------------------------------------------------------ search
     @overload
@@ -933,8 +933,8 @@ class SparseIndex:
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise IndexFileError(f"header's dense-row fields are invalid ({e})", data_dir) from e
         problem = dense.check(self.vocab_size, self._np_dtype)
-        if problem is None and dense.n_docs > len(self._ids):
-            problem = "more documents than the index"
+        if problem is None and dense.n_docs != self._segment_docs(self._segments[0]):
+            problem = "their document count differs from the postings'"  # rows too short would drop scores
         if problem:
             raise IndexFileError(f"dense rows: {problem}: the files are corrupt", data_dir)
         self._dense, self._dense_seg = dense, self._segments[0]
