@@ -109,11 +109,21 @@ def reorder(args: argparse.Namespace) -> None:
         return np.lexsort(keys[::-1])
 
     orders = {"arbitrary": lambda: np.arange(N)}
-    if not args.oracle_only:
+    if not args.oracle_only and not args.bp:
         orders["two heaviest terms"] = two_heaviest
         orders["random-projection signature"] = signature
         orders["3 min-hashes of the 20 heaviest terms"] = minhash
         orders["principal-direction bisection"] = lambda: bisection_order(rows, ind, val, N, V, min(args.block_sizes))
+    if args.bp:
+        from splade_onnx.index.reorder import bp_order
+
+        def bp() -> np.ndarray:
+            t = time.perf_counter()
+            o = bp_order(ip, ind, val, V, leaf_size=min(args.block_sizes), max_terms=args.bp_terms)
+            print(f"bp_order: {time.perf_counter() - t:.1f} s", flush=True)
+            return o
+
+        orders["recursive graph bisection (BP)"] = bp
     if seeds is not None:
         orders["by origin (oracle)"] = lambda: np.argsort(seeds, kind="stable")
     for name, make_order in orders.items():
@@ -180,6 +190,8 @@ def main() -> None:
     ap.add_argument("--block-sizes", type=int, nargs="+", default=[16, 64])
     ap.add_argument("--oracle", action="store_true", help="also order by each document's origin (regenerates)")
     ap.add_argument("--oracle-only", action="store_true", help="with --oracle: only the arbitrary and the oracle order")
+    ap.add_argument("--bp", action="store_true", help="also the recursive graph bisection order")
+    ap.add_argument("--bp-terms", type=int, default=64, help="with --bp: each document's heaviest terms used")
     args = ap.parse_args()
     maxscore(args) if args.probe == "maxscore" else reorder(args)
 

@@ -25,6 +25,7 @@ from splade_onnx.artifact.manifest import sha256_file
 from splade_onnx.errors import IndexFileError
 from splade_onnx.index.blocks import BlockMax
 from splade_onnx.index.dense_terms import DENSE_MIN_DOCS, DenseTerms
+from splade_onnx.index.reorder import bp_order_postings
 from splade_onnx.vectors import SparseVector
 
 log = logging.getLogger("splade_onnx")
@@ -438,16 +439,56 @@ class SparseIndex:
         return [(ids[int(nz[i])], float(s[i])) for i in order]
 
     # ------------------------------------------------------------------------------------------------ pruning
-    def build_blocks(self, block_size: int = DEFAULT_BLOCK_SIZE) -> None:
+    def build_blocks(self, block_size: int = DEFAULT_BLOCK_SIZE, *, reorder: bool = False) -> None:
         """Build (now) the block-max pruning structure over blocks of ``block_size`` consecutive documents (a power
         of two) and use it from now on, whatever the collection's size. Search results do not change; only which
         postings are read. It is rebuilt lazily when :meth:`compact` or a segment merge changes the postings;
-        documents added since the last build are scored exhaustively until then."""
+        documents added since the last build are scored exhaustively until then.
+
+        ``reorder=True`` first groups similar documents into the same blocks (:meth:`reorder_documents`), which is
+        what makes the block bounds tight enough to skip most blocks."""
         if block_size < 1 or block_size & (block_size - 1):
             raise ValueError(f"block_size must be a power of two, got {block_size!r}")
+        if reorder:
+            self.reorder_documents(leaf_size=block_size)
         self.block_size = int(block_size)
         self._blocks = None
         self._block_index()
+
+    def reorder_documents(self, *, leaf_size: int = 16, **options: Any) -> None:
+        """Renumber the documents so that similar ones get neighbouring ordinals (recursive graph bisection,
+        :func:`splade_onnx.index.reorder.bp_order`; ``options`` go to it). Ids, texts and scores do not change;
+        equal scores are still returned in ordinal order, which is now the new order. Compacts first."""
+        self.compact()
+        if not self._segments or len(self._ids) <= 1:
+            return
+        seg = self._segments[0]
+        n_docs = len(self._ids)
+        terms = _terms_of(self.vocab_size, seg.indptr)
+        docs = np.asarray(seg.docs)
+        order = bp_order_postings(
+            docs, terms, np.asarray(seg.weights), n_docs, self.vocab_size, leaf_size=leaf_size, **options
+        )
+        new_of_old = np.empty(n_docs, np.int64)
+        new_of_old[order] = np.arange(n_docs)
+        new_docs = new_of_old[docs]
+        # each term's postings ascending by the new ordinals: one sort on (term, new ordinal)
+        by_term_doc = np.argsort(terms.astype(np.int64) * n_docs + new_docs)
+        self._segments = [
+            _Segment(
+                np.asarray(seg.indptr).copy(),
+                new_docs[by_term_doc].astype(np.int32),
+                np.asarray(seg.weights)[by_term_doc],
+            )
+        ]
+        ids = self._ids
+        self._ids = [ids[i] for i in order.tolist()]
+        self._pos = {d: i for i, d in enumerate(self._ids)}
+        if self.texts is not None:
+            texts = self.texts
+            self.texts = [texts[i] for i in order.tolist()]
+        self._blocks, self._blocks_seg = None, None
+        self._dense, self._dense_seg = None, None
 
     def _block_index(self) -> Optional[BlockMax]:
         """The block structure of the first segment, (re)built when enabled and stale; None when not in use."""
