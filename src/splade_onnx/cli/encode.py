@@ -8,7 +8,7 @@ from typing import Any
 
 
 def add_parsers(sub: Any) -> None:
-    """Register ``encode`` (``index --from-vectors`` is part of ``index``, see :func:`index_from_vectors`)."""
+    """Register ``encode`` (``index --from-vectors`` is part of ``index``, in :mod:`splade_onnx.cli.search`)."""
     add_encode(sub)
 
 
@@ -93,35 +93,5 @@ def _cmd_encode(args: Any) -> int:
         print(
             f"encoded {r.documents} documents into {r.shards} shard(s) ({r.shards_encoded} written now{kept}) "
             f"in {r.seconds:.1f}s with {args.engine} -> {r.out}"
-        )
-    return 0
-
-
-def index_from_vectors(args: Any) -> int:
-    """``splade-onnx index --from-vectors DIR --out OUT``: a SparseIndex from Parquet shards, saved to OUT."""
-    import time
-
-    from splade_onnx.index import SparseIndex
-
-    if args.corpus:
-        raise ValueError("pass either CORPUS or --from-vectors DIR, not both")
-    t0 = time.perf_counter()
-    idx = SparseIndex.from_parquet(args.from_vectors, dtype=args.dtype, store_texts=not args.no_texts)
-    t1 = time.perf_counter()
-    idx.save(args.out)
-    info = {
-        "index": args.out,
-        "docs": len(idx),
-        "postings": idx.nnz,
-        "dtype": idx.dtype,
-        "from_vectors": args.from_vectors,
-        "index_s": round(t1 - t0, 3),
-    }
-    if args.json:
-        print(json.dumps(info))
-    else:
-        print(
-            f"indexed {len(idx)} documents ({idx.nnz} postings, {idx.dtype}) from {args.from_vectors} "
-            f"in {t1 - t0:.2f}s -> {args.out}"
         )
     return 0

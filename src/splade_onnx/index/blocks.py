@@ -20,7 +20,7 @@ even then more than a quarter of the blocks stay live after the first round, the
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
@@ -66,6 +66,7 @@ class BlockMax:
         self.tb_start: np.ndarray = arrays["tb_start"]
         self.dense: np.ndarray = arrays["dense"]
         self.dense_row: np.ndarray = arrays["dense_row"]
+        self._entry_map: Optional[np.ndarray] = None  # built on the first search, not saved
 
     @property
     def arrays(self) -> Dict[str, np.ndarray]:
@@ -169,28 +170,47 @@ class BlockMax:
         return None
 
     # -------------------------------------------------------------------------------------------- search
-    def bounds(self, terms: np.ndarray, qw: np.ndarray) -> np.ndarray:
+    def bounds(self, terms: np.ndarray, qw: np.ndarray, found: Optional["_QueryEntries"] = None) -> np.ndarray:
         """Upper bound of every block's score for the query (float64[n_blocks])."""
+        found = found if found is not None else self.query_entries(terms)
         ub = np.zeros(self.n_blocks, np.float64)
-        rows = self.dense_row[terms]
-        dmask = rows >= 0
-        if dmask.any():
-            dr = rows[dmask]
-            dq = qw[dmask]
+        if found.dense_at.size:
+            dr = found.dense_rows
+            dq = qw[found.dense_at]
             if dr.size == 1:
                 ub += self.dense[int(dr[0])] * float(dq[0])
             else:
                 ub += dq.astype(np.float32) @ self.dense[dr].astype(np.float32)
-        st = ~dmask
-        if st.any():
-            t = terms[st]
-            lo, hi = self.tb_indptr[t], self.tb_indptr[t + 1]
-            idx = ranges(lo, hi)
-            if idx.size:
-                qrep = np.repeat(qw[st], hi - lo)
-                ub += np.bincount(self.tb_block[idx], weights=self.tb_max[idx] * qrep, minlength=self.n_blocks)
+        if found.entries.size:
+            qrep = np.repeat(qw[found.sparse_at], found.counts)
+            ub += np.bincount(found.blocks, weights=self.tb_max[found.entries] * qrep, minlength=self.n_blocks)
         ub *= self.bscale * _SLACK
         return ub
+
+    def entry_map(self) -> np.ndarray:
+        """int32[D, n_blocks]: for each term with a dense bound row, its entry index per block (-1: the term is not
+        in the block). Lets a round find the frequent terms' postings of its blocks by a gather instead of a search
+        per term. Derived from the saved arrays on first use (4 bytes per dense row and block)."""
+        emap = self._entry_map
+        if emap is None:
+            emap = np.full(self.dense.shape, -1, np.int32)
+            for t in np.flatnonzero(np.asarray(self.dense_row) >= 0).tolist():
+                lo, hi = int(self.tb_indptr[t]), int(self.tb_indptr[t + 1])
+                emap[int(self.dense_row[t]), np.asarray(self.tb_block[lo:hi])] = np.arange(lo, hi, dtype=np.int32)
+            self._entry_map = emap
+        return emap
+
+    def query_entries(self, terms: np.ndarray) -> "_QueryEntries":
+        """Per query, once: where to find each query term's (term, block) entries."""
+        rows = np.asarray(self.dense_row)[terms]
+        dense_at = np.flatnonzero(rows >= 0)
+        sparse_at = np.flatnonzero(rows < 0)
+        t = terms[sparse_at]
+        lo, hi = self.tb_indptr[t], self.tb_indptr[t + 1]
+        entries = ranges(lo, hi)
+        blocks = np.asarray(self.tb_block[entries])
+        keys = np.repeat(sparse_at.astype(np.int64), hi - lo) * self.n_blocks + blocks
+        return _QueryEntries(dense_at, rows[dense_at], sparse_at, hi - lo, entries, blocks, keys)
 
     def score_blocks(
         self,
@@ -200,46 +220,41 @@ class BlockMax:
         docs: np.ndarray,
         weights: np.ndarray,
         dequant: Optional[float],
+        found: Optional["_QueryEntries"] = None,
     ) -> Tuple[np.ndarray, np.ndarray]:
         """Exact scores of every document of the blocks ``sel`` (sorted block ids): (ordinals, scores)."""
         b = self.block_size
-        s_all: List[np.ndarray] = []
-        e_all: List[np.ndarray] = []
-        q_all: List[np.ndarray] = []
-        slot_all: List[np.ndarray] = []
-        tb_indptr, tb_block, tb_start = self.tb_indptr, self.tb_block, self.tb_start
-        for t, q in zip(terms.tolist(), qw.tolist(), strict=False):
-            lo, hi = int(tb_indptr[t]), int(tb_indptr[t + 1])
-            if hi == lo:
-                continue
-            tb = tb_block[lo:hi]
-            pos = np.searchsorted(tb, sel)
-            pos[pos >= hi - lo] = hi - lo - 1
-            hit = tb[pos] == sel
-            if not hit.any():
-                continue
-            e = pos[hit] + lo
-            s_all.append(tb_start[e])
-            e_all.append(tb_start[e + 1])
-            q_all.append(np.full(e.size, q))
-            slot_all.append(np.flatnonzero(hit))
-        n = sel.size * b
-        if not s_all:
+        found = found if found is not None else self.query_entries(terms)
+        n_sel = sel.size
+        # entry of every (query term, selected block), -1 where the term is not in the block; term-major, so the
+        # postings are summed per document in query term order, as the exhaustive scan does
+        entry = np.full((terms.size, n_sel), -1, np.int64)
+        if found.dense_at.size:
+            entry[found.dense_at] = self.entry_map()[found.dense_rows[:, None], sel[None, :]]
+        if found.keys.size:
+            probe = (found.sparse_at[:, None] * self.n_blocks + sel[None, :]).ravel()
+            pos = np.minimum(np.searchsorted(found.keys, probe), found.keys.size - 1)
+            hit = found.keys[pos] == probe
+            entry[found.sparse_at] = np.where(hit, found.entries[pos], -1).reshape(found.sparse_at.size, n_sel)
+        flat = entry.ravel()
+        at = np.flatnonzero(flat >= 0)
+        if at.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
-        starts = np.concatenate(s_all)
-        ends = np.concatenate(e_all)
+        e = flat[at]
+        starts = np.asarray(self.tb_start[e])
+        ends = np.asarray(self.tb_start[e + 1])
         lens = ends - starts
         idx = ranges(starts, ends)
         d = np.asarray(docs[idx]).astype(np.int64)
         w = np.asarray(weights[idx]).astype(np.float64)
         if dequant is not None:
             w *= dequant
-        w *= np.repeat(np.concatenate(q_all), lens)
-        slot = np.repeat(np.concatenate(slot_all), lens)
+        w *= np.repeat(qw[at // n_sel].astype(np.float64), lens)
+        slot = np.repeat(at % n_sel, lens)
         if not np.array_equal(d >> self.shift, sel[slot]):  # each posting must lie in the block it is filed under
             raise IndexFileError("postings hold a document ordinal outside its block: the index is corrupt")
         label = (slot - sel[slot]) * b + d  # slot * b + (d - sel[slot] * b)
-        sc = np.bincount(label, weights=w, minlength=n)
+        sc = np.bincount(label, weights=w, minlength=n_sel * b)
         nz = np.flatnonzero(sc > 0)
         ords = sel[nz // b].astype(np.int64) * b + nz % b
         return ords, sc[nz]
@@ -266,7 +281,8 @@ class BlockMax:
         blocks can still reach the threshold (times ``accuracy``): the bounds are too loose for this query
         (documents in an order where blocks are not coherent) and the caller's exhaustive scan is cheaper. The
         approximate mode gives up the same way, so it is never much slower than the exact search (and then exact)."""
-        ub = self.bounds(terms, qw)
+        found = self.query_entries(terms)
+        ub = self.bounds(terms, qw, found)
         cand = np.flatnonzero(ub > 0)
         ords, scores = seed
         theta = _kth(scores, k)
@@ -283,7 +299,7 @@ class BlockMax:
             else:
                 sel, rest = live, live[:0]
             sel = np.sort(sel)
-            o, s = self.score_blocks(sel, terms, qw, docs, weights, dequant)
+            o, s = self.score_blocks(sel, terms, qw, docs, weights, dequant, found)
             if alive is not None and o.size:
                 keep = alive[o]
                 o, s = o[keep], s[keep]
@@ -306,6 +322,21 @@ class BlockMax:
                         {"blocks": int(self.n_blocks), "blocks_scored": done, "rounds": rounds, "gave_up": 1},
                     )
         return ords, scores, {"blocks": int(self.n_blocks), "blocks_scored": done, "rounds": rounds, "gave_up": 0}
+
+
+class _QueryEntries(NamedTuple):
+    """A query's terms split by how their block entries are found: ``dense_at`` (positions in the query) through
+    the dense rows ``dense_rows`` (bounds) and the entry map (scoring); ``sparse_at`` (``counts`` entries each)
+    through their listed ``entries``, with their ``blocks`` and the search keys ``position * n_blocks + block``
+    (ascending)."""
+
+    dense_at: np.ndarray
+    dense_rows: np.ndarray
+    sparse_at: np.ndarray
+    counts: np.ndarray
+    entries: np.ndarray
+    blocks: np.ndarray
+    keys: np.ndarray
 
 
 def _kth(scores: np.ndarray, k: int) -> float:

@@ -469,18 +469,23 @@ class SparseIndex:
         order = bp_order_postings(
             docs, terms, np.asarray(seg.weights), n_docs, self.vocab_size, leaf_size=leaf_size, **options
         )
-        new_of_old = np.empty(n_docs, np.int64)
-        new_of_old[order] = np.arange(n_docs)
-        new_docs = new_of_old[docs]
-        # each term's postings ascending by the new ordinals: one sort on (term, new ordinal)
-        by_term_doc = np.argsort(terms.astype(np.int64) * n_docs + new_docs)
-        self._segments = [
-            _Segment(
-                np.asarray(seg.indptr).copy(),
-                new_docs[by_term_doc].astype(np.int32),
-                np.asarray(seg.weights)[by_term_doc],
-            )
-        ]
+        new_of_old = np.empty(n_docs, np.int32)
+        new_of_old[order] = np.arange(n_docs, dtype=np.int32)
+        indptr = np.asarray(seg.indptr)
+        weights = np.asarray(seg.weights)
+        new_docs = np.empty(docs.shape[0], np.int32)
+        new_weights = np.empty_like(weights)
+        t0 = 0
+        while t0 < self.vocab_size:  # each term's postings ascending by the new ordinals, in chunks of whole terms
+            t1 = min(self.vocab_size, max(t0 + 1, int(np.searchsorted(indptr, indptr[t0] + (1 << 24), "right")) - 1))
+            a, b = int(indptr[t0]), int(indptr[t1])
+            if b > a:
+                nd = new_of_old[docs[a:b]]
+                o = np.lexsort((nd, terms[a:b]))
+                new_docs[a:b] = nd[o]
+                new_weights[a:b] = weights[a:b][o]
+            t0 = t1
+        self._segments = [_Segment(indptr.copy(), new_docs, new_weights)]
         ids = self._ids
         self._ids = [ids[i] for i in order.tolist()]
         self._pos = {d: i for i, d in enumerate(self._ids)}
