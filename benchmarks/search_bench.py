@@ -251,7 +251,8 @@ def main(argv=None) -> Dict[str, Any]:
     ]
     peers: Dict[str, Any] = {}
     if not args.no_peers:
-        peers.update(build_bmp(ip, ind, val, V, N, tmp, args.block_size, queries, cs))
+        order = np.asarray(index.ids, np.int64) if args.reorder else None
+        peers.update(build_bmp(ip, ind, val, V, N, tmp, args.block_size, queries, cs, order))
         if args.seismic:
             peers.update(build_seismic(ip, ind, val, V, N, queries, cs))
     res["peers"] = peers
@@ -331,7 +332,9 @@ def batch_figures(index: SparseIndex, queries: List[SparseVector]) -> Dict[str, 
     return out
 
 
-def build_bmp(ip, ind, val, V, N, tmp: Path, bsize: int, queries, cs: List[Contestant]) -> Dict[str, Any]:
+def build_bmp(ip, ind, val, V, N, tmp: Path, bsize: int, queries, cs: List[Contestant], order=None) -> Dict[str, Any]:
+    """BMP over the same documents, added in ``order`` (the reordered index's order with --reorder, so that BMP's
+    blocks get the same clustering)."""
     try:
         import bmp
     except Exception as e:  # noqa: BLE001
@@ -341,7 +344,7 @@ def build_bmp(ip, ind, val, V, N, tmp: Path, bsize: int, queries, cs: List[Conte
     path = str(tmp / "index.bmp")
     indexer = bmp.Indexer(path, bsize=bsize, compress_range=False)
     toks = [str(i) for i in range(V)]
-    for d in range(N):
+    for d in order.tolist() if order is not None else range(N):
         a, b = int(ip[d]), int(ip[d + 1])
         iv = np.maximum(1, (np.asarray(val[a:b]) * scale).astype(np.int64)).tolist()
         indexer.add_document(str(d), dict(zip([toks[j] for j in np.asarray(ind[a:b]).tolist()], iv, strict=False)))
@@ -364,6 +367,7 @@ def build_bmp(ip, ind, val, V, N, tmp: Path, bsize: int, queries, cs: List[Conte
         "bmp": {
             "build_s": build,
             "bsize": bsize,
+            "documents_added_in_reordered_order": order is not None,
             "index_bytes": os.path.getsize(path),
             "bytes_per_posting": os.path.getsize(path) / int(ip[-1]),
         }

@@ -37,10 +37,12 @@ DTYPES = ("float32", "float16", "uint8")
 DocId = Union[str, int]
 Hit = Tuple[DocId, float]
 # Collections of at least this many documents get block-max pruning structures on their first search; None: only
-# after build_blocks(). Off by default: on documents in arbitrary order (the benchmark's generated 1M collection) the
-# block bounds prune for ~3% of real queries and the exact search then costs ~1.1x the exhaustive scan.
+# after build_blocks(). Off by default: the blocks pay off once similar documents share them (build_blocks(
+# reorder=True), minutes at 1M documents); on documents in arbitrary order the bounds of the benchmark's generated 1M
+# collection prune for under half of the real queries and save ~12% at best.
 AUTO_BLOCKS_MIN_DOCS: Optional[int] = None
-DEFAULT_BLOCK_SIZE = 64
+# blocks of 16 documents: the fastest measured at 1M documents, in arbitrary order and after reordering
+DEFAULT_BLOCK_SIZE = 16
 
 
 class Contribution(NamedTuple):
