@@ -10,9 +10,11 @@ below that score are set aside): the postings a MaxScore search must still scan,
 ``reorder``: block-max search after reordering the documents (none; sorted by their two heaviest terms; sorted by a
 24-bit random-projection signature; by 3 min-hashes of the 20 heaviest terms; a principal-direction bisection tree
 over a 64-dimension random projection; and, with ``--oracle``, grouped by the real document each one was generated
-from, which no index could know): share of the blocks scored, share of the queries where the bounds gave up, p50
-against the exhaustive scan, and that the results equal the exhaustive search. ``--oracle`` generates a fresh
-collection (same seed, same documents) into a temporary folder to learn each document's origin.
+from, which no index could know; with ``--bp`` the recursive graph bisection order of
+``splade_onnx.index.reorder`` instead of the five cheap orders): share of the blocks scored, share of the queries
+where the bounds gave up, p50 against the exhaustive scan, and that the results equal the exhaustive search.
+``--oracle`` generates a fresh collection (same seed, same documents)
+into a temporary folder to learn each document's origin.
 """
 
 from __future__ import annotations
