@@ -94,56 +94,34 @@ def _cmd_index(args: argparse.Namespace) -> int:
         store_texts=not args.no_texts,
         progress=not args.no_progress and not args.json and sys.stderr.isatty(),
     )
-    pruning = build_pruning(idx, args)
-    t1 = time.perf_counter()
-    idx.save(args.out)
-    info = {
-        "index": args.out,
-        "docs": len(idx),
-        "postings": idx.nnz,
-        "dtype": idx.dtype,
-        "blocks": args.blocks,
-        "reordered": args.reorder,
-        "encode_index_s": round(t1 - t0, 3),
-    }
-    if args.json:
-        print(json.dumps(info))
-    else:
-        print(
-            f"indexed {len(idx)} documents ({idx.nnz} postings, {idx.dtype}{pruning}) in {t1 - t0:.2f}s -> {args.out}"
-        )
-    return 0
+    return _save_and_report(idx, args, t0, "encode_index_s", {})
 
 
 def index_from_vectors(args: Any) -> int:
     """``splade-onnx index --from-vectors DIR --out OUT``: a SparseIndex from Parquet shards, saved to OUT."""
-    import time
-
     from splade_onnx.index import SparseIndex
 
     if args.corpus:
         raise ValueError("pass either CORPUS or --from-vectors DIR, not both")
     t0 = time.perf_counter()
     idx = SparseIndex.from_parquet(args.from_vectors, dtype=args.dtype, store_texts=not args.no_texts)
+    return _save_and_report(idx, args, t0, "index_s", {"from_vectors": args.from_vectors})
+
+
+def _save_and_report(idx: Any, args: argparse.Namespace, t0: float, seconds_key: str, extra: Dict[str, Any]) -> int:
+    """Build the asked pruning structures, save the index to ``--out`` and print one summary line (or JSON)."""
     pruning = build_pruning(idx, args)
-    t1 = time.perf_counter()
+    seconds = time.perf_counter() - t0
     idx.save(args.out)
-    info = {
-        "index": args.out,
-        "docs": len(idx),
-        "postings": idx.nnz,
-        "dtype": idx.dtype,
-        "from_vectors": args.from_vectors,
-        "blocks": args.blocks,
-        "reordered": args.reorder,
-        "index_s": round(t1 - t0, 3),
-    }
+    info = {"index": args.out, "docs": len(idx), "postings": idx.nnz, "dtype": idx.dtype, **extra}
+    info.update({"blocks": args.blocks, "reordered": args.reorder, seconds_key: round(seconds, 3)})
     if args.json:
         print(json.dumps(info))
     else:
+        source = f" from {extra['from_vectors']}" if "from_vectors" in extra else ""
         print(
-            f"indexed {len(idx)} documents ({idx.nnz} postings, {idx.dtype}{pruning}) from {args.from_vectors} "
-            f"in {t1 - t0:.2f}s -> {args.out}"
+            f"indexed {len(idx)} documents ({idx.nnz} postings, {idx.dtype}{pruning}){source} "
+            f"in {seconds:.2f}s -> {args.out}"
         )
     return 0
 

@@ -17,7 +17,7 @@ documents are left out: they do not tell documents apart. The order is a heurist
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -47,41 +47,14 @@ def _selected_postings(
 
 
 def bp_order(
-    indptr: np.ndarray,
-    indices: np.ndarray,
-    values: np.ndarray,
-    vocab_size: int,
-    *,
-    leaf_size: int = 16,
-    max_terms: int = 32,
-    iterations: int = 20,
-    max_df: float = 0.5,
-    seed: Optional[int] = 0,
-    min_swaps: float = 0.001,
+    indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, vocab_size: int, **options: Any
 ) -> np.ndarray:
-    """A permutation of the documents of a CSR matrix (``order[new] = old``) that groups similar documents.
-
-    ``leaf_size``: stop splitting parts of at most this many documents (the block size the index will use).
-    ``max_terms``: postings used per document on average (the heaviest of the collection). ``iterations``: swap
-    rounds per level at most (fewer once under ``min_swaps`` of the documents move, or when pairs start to swap
-    back and forth). ``seed``: the first split is a random permutation (``None``: the given order).
-    """
+    """A permutation of the documents of a CSR matrix (``order[new] = old``) that groups similar documents;
+    ``options`` are those of :func:`bp_order_postings`."""
     indptr = np.asarray(indptr, np.int64)
     n_docs = indptr.size - 1
     rows = np.repeat(np.arange(n_docs, dtype=np.int64), np.diff(indptr))
-    return bp_order_postings(
-        rows,
-        np.asarray(indices),
-        np.asarray(values),
-        n_docs,
-        vocab_size,
-        leaf_size=leaf_size,
-        max_terms=max_terms,
-        iterations=iterations,
-        max_df=max_df,
-        seed=seed,
-        min_swaps=min_swaps,
-    )
+    return bp_order_postings(rows, np.asarray(indices), np.asarray(values), n_docs, vocab_size, **options)
 
 
 def bp_order_postings(
@@ -98,8 +71,15 @@ def bp_order_postings(
     seed: Optional[int] = 0,
     min_swaps: float = 0.001,
 ) -> np.ndarray:
-    """:func:`bp_order` over postings given as parallel (document, term, weight) arrays, in any order (term-major
-    postings avoid a sort)."""
+    """A permutation of the documents (``order[new] = old``) that groups similar documents, from postings given as
+    parallel (document, term, weight) arrays in any order (term-major postings avoid a sort).
+
+    ``leaf_size``: stop splitting parts of at most this many documents (the block size the index will use).
+    ``max_terms``: postings used per document on average (the heaviest of the collection). ``iterations``: swap
+    rounds per level at most (fewer once under ``min_swaps`` of the documents move, or when pairs start to swap
+    back and forth). ``max_df``: terms held by more than this share of the documents are left out. ``seed``: the
+    first split is a random permutation (``None``: the given order).
+    """
     if leaf_size < 1:
         raise ValueError(f"leaf_size must be at least 1, got {leaf_size}")
     if iterations < 0 or max_terms < 0:
