@@ -170,9 +170,9 @@ class BlockMax:
         return None
 
     # -------------------------------------------------------------------------------------------- search
-    def bounds(self, terms: np.ndarray, qw: np.ndarray, found: Optional["_QueryEntries"] = None) -> np.ndarray:
-        """Upper bound of every block's score for the query (float64[n_blocks])."""
-        found = found if found is not None else self.query_entries(terms)
+    def bounds(self, qw: np.ndarray, found: "_QueryEntries") -> np.ndarray:
+        """Upper bound of every block's score for the query (float64[n_blocks]); ``found``: its
+        :meth:`query_entries`."""
         ub = np.zeros(self.n_blocks, np.float64)
         if found.dense_at.size:
             dr = found.dense_rows
@@ -188,15 +188,17 @@ class BlockMax:
         return ub
 
     def entry_map(self) -> np.ndarray:
-        """int32[D, n_blocks]: for each term with a dense bound row, its entry index per block (-1: the term is not
-        in the block). Lets a round find the frequent terms' postings of its blocks by a gather instead of a search
-        per term. Derived from the saved arrays on first use (4 bytes per dense row and block)."""
+        """[D, n_blocks]: for each term with a dense bound row, its entry index per block (-1: the term is not in the
+        block). Lets a round find the frequent terms' postings of its blocks by a gather instead of a search per
+        term. Derived from the saved arrays on first use: int32 (4 bytes per dense row and block), int64 past 2**31
+        entries."""
         emap = self._entry_map
         if emap is None:
-            emap = np.full(self.dense.shape, -1, np.int32)
+            dtype = np.int32 if int(self.tb_block.shape[0]) < 2**31 else np.int64
+            emap = np.full(self.dense.shape, -1, dtype)
             for t in np.flatnonzero(np.asarray(self.dense_row) >= 0).tolist():
                 lo, hi = int(self.tb_indptr[t]), int(self.tb_indptr[t + 1])
-                emap[int(self.dense_row[t]), np.asarray(self.tb_block[lo:hi])] = np.arange(lo, hi, dtype=np.int32)
+                emap[int(self.dense_row[t]), np.asarray(self.tb_block[lo:hi])] = np.arange(lo, hi, dtype=dtype)
             self._entry_map = emap
         return emap
 
@@ -220,11 +222,11 @@ class BlockMax:
         docs: np.ndarray,
         weights: np.ndarray,
         dequant: Optional[float],
-        found: Optional["_QueryEntries"] = None,
+        found: "_QueryEntries",
     ) -> Tuple[np.ndarray, np.ndarray]:
-        """Exact scores of every document of the blocks ``sel`` (sorted block ids): (ordinals, scores)."""
+        """Exact scores of every document of the blocks ``sel`` (sorted block ids): (ordinals, scores); ``found``:
+        the query's :meth:`query_entries`."""
         b = self.block_size
-        found = found if found is not None else self.query_entries(terms)
         n_sel = sel.size
         # entry of every (query term, selected block), -1 where the term is not in the block; term-major, so the
         # postings are summed per document in query term order, as the exhaustive scan does
@@ -282,7 +284,7 @@ class BlockMax:
         (documents in an order where blocks are not coherent) and the caller's exhaustive scan is cheaper. The
         approximate mode gives up the same way, so it is never much slower than the exact search (and then exact)."""
         found = self.query_entries(terms)
-        ub = self.bounds(terms, qw, found)
+        ub = self.bounds(qw, found)
         cand = np.flatnonzero(ub > 0)
         ords, scores = seed
         theta = _kth(scores, k)

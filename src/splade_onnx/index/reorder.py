@@ -21,6 +21,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from splade_onnx.index.blocks import ranges
+
 
 def _selected_postings(
     docs: np.ndarray,
@@ -122,7 +124,7 @@ def bp_order_postings(
         n_pairs = np.minimum(n1, n2)[act_parts]
         act_pos = np.flatnonzero(active[part_of_pos])
         grp = (2 * part_of_pos + (np.arange(n_docs) >= mids[part_of_pos]))[act_pos].astype(np.float64)
-        left_slots = _ranges(starts[act_parts], starts[act_parts] + n_pairs)
+        left_slots = ranges(starts[act_parts], starts[act_parts] + n_pairs)
         right_slots = left_slots + np.repeat(mids[act_parts] - starts[act_parts], n_pairs)
         last_swaps = n_docs + 1
         for _ in range(iterations):
@@ -156,10 +158,3 @@ def bp_order_postings(
         p_doc, p_term = p_doc[o], p_term[o]
         bounds = np.unique(np.concatenate([bounds, mids[active]]))
     return doc_at
-
-
-def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, e)`` for every pair."""
-    lens = ends - starts
-    offs = np.cumsum(lens) - lens
-    return np.repeat(starts - offs, lens) + np.arange(int(lens.sum()), dtype=np.int64)

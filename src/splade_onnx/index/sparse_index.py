@@ -459,7 +459,7 @@ class SparseIndex:
 
     def reorder_documents(self, *, leaf_size: int = 16, **options: Any) -> None:
         """Renumber the documents so that similar ones get neighbouring ordinals (recursive graph bisection,
-        :func:`splade_onnx.index.reorder.bp_order`; ``options`` go to it). Ids, texts and scores do not change;
+        :func:`splade_onnx.index.reorder.bp_order_postings`; ``options`` go to it). Ids, texts and scores do not change;
         equal scores are still returned in ordinal order, which is now the new order. Compacts first."""
         self.compact()
         if not self._segments or len(self._ids) <= 1:
