@@ -158,3 +158,53 @@ def test_merge_of_uint8_indexes_with_one_scale_is_exact(job):
     merged = SparseIndex.merge([a, b])
     assert merged.scale == whole.scale
     assert_same_index(merged, whole, qv, texts=False)
+
+
+def test_merge_saved_streams_to_disk_and_equals_merge(job, tmp_path):
+    """merge_saved: saved indexes (one reordered, texts on one, one empty) merged through files equal the index
+    built at once; blocks built over the merged postings give the exhaustive results; a reordered input keeps its
+    order."""
+    _, _, ids, texts, e, qv, vecs = job
+    a = SparseIndex.from_vectors(vecs[:50], ids[:50], vocab_size=e.vocab_size, vocab=e.vocab)
+    b = SparseIndex(e.vocab_size, vocab=e.vocab)
+    b.add(vecs[50:120], ids[50:120], texts[50:120])
+    b.reorder_documents()
+    empty = SparseIndex(e.vocab_size, vocab=e.vocab)
+    c = SparseIndex.from_vectors(vecs[120:], ids[120:], vocab_size=e.vocab_size, vocab=e.vocab)
+    paths = []
+    for j, ix in enumerate((a, b, empty, c)):
+        paths.append(ix.save(tmp_path / f"part{j}"))
+    out = SparseIndex.merge_saved(paths, tmp_path / "merged", block_size=16)
+    got = SparseIndex.load(out, mmap=True, verify=True)
+    want = SparseIndex.merge([a, b, empty, c])
+    assert got.ids == want.ids and got.ids[50:120] == b.ids
+    assert_same_index(got, want, qv, texts=True)
+    assert got.block_size == 16 and got.pruning_nbytes > 0
+    for q in qv:
+        assert got.search(q, k=20) == got.search(q, k=20, exhaustive=True)
+    assert not [f for f in (tmp_path / "merged").iterdir() if f.name.startswith(".tmp-")]
+
+
+def test_merge_saved_uint8_and_refusals(job, tmp_path):
+    _, _, ids, texts, e, qv, vecs = job
+    whole = SparseIndex.from_vectors(vecs[:60], ids[:60], vocab_size=e.vocab_size, dtype="uint8")
+    a = SparseIndex(e.vocab_size, dtype="uint8")
+    b = SparseIndex(e.vocab_size, dtype="uint8")
+    a.scale = b.scale = whole.scale
+    a.add(vecs[:30], ids[:30])
+    b.add(vecs[30:60], ids[30:60])
+    pa_, pb = a.save(tmp_path / "a"), b.save(tmp_path / "b")
+    got = SparseIndex.load(SparseIndex.merge_saved([pa_, pb], tmp_path / "m"))
+    assert got.scale == whole.scale
+    assert_same_index(got, whole, qv, texts=False)
+    other = SparseIndex.from_vectors(vecs[30:60], ids[30:60], vocab_size=e.vocab_size, dtype="uint8")
+    other.scale = whole.scale * 2
+    with pytest.raises(ValueError, match="uint8 scale"):
+        SparseIndex.merge_saved([pa_, other.save(tmp_path / "o")], tmp_path / "m2")
+    f16 = SparseIndex.from_vectors(vecs[30:60], ids[30:60], vocab_size=e.vocab_size, dtype="float16")
+    with pytest.raises(ValueError, match="stores float16 weights"):
+        SparseIndex.merge_saved([pa_, f16.save(tmp_path / "f")], tmp_path / "m3")
+    with pytest.raises(ValueError, match="is in index 0 and index 1"):
+        SparseIndex.merge_saved([pa_, pa_], tmp_path / "m4")
+    with pytest.raises(ValueError, match="at least one"):
+        SparseIndex.merge_saved([], tmp_path / "m5")

@@ -125,15 +125,8 @@ def read_json_list(path: str) -> List[str]:
     return [str(t) for t in v]
 
 
-def merge(cls: type, indexes: Sequence[SparseIndex], *, dtype: Optional[str] = None) -> SparseIndex:
-    """One ``cls`` holding the documents of ``indexes``, in order (each index's documents in its insertion order).
-
-    The indexes must share the vocabulary size (and vocabulary and model sha256 where recorded) and their ids must
-    not collide: a shared id raises ``ValueError`` naming it and the two indexes. ``dtype`` defaults to the first
-    index's; for ``uint8`` the merged scale is the largest input scale, so indexes quantised with one scale keep
-    their exact weights. Removed documents are dropped (the inputs are compacted).
-    """
-    indexes = list(indexes)
+def _check_mergeable(cls: type, indexes: Sequence[SparseIndex]) -> None:
+    """ValueError/TypeError unless ``indexes`` can become one index: same vocabulary and model, no shared id."""
     if not indexes:
         raise ValueError("merge needs at least one index")
     for j, ix in enumerate(indexes):
@@ -157,6 +150,19 @@ def merge(cls: type, indexes: Sequence[SparseIndex], *, dtype: Optional[str] = N
                     f"document id {d!r} is in index {k} and index {j}; ids must not collide "
                     "(rename or remove the documents first)"
                 )
+
+
+def merge(cls: type, indexes: Sequence[SparseIndex], *, dtype: Optional[str] = None) -> SparseIndex:
+    """One ``cls`` holding the documents of ``indexes``, in order (each index's documents in its insertion order).
+
+    The indexes must share the vocabulary size (and vocabulary and model sha256 where recorded) and their ids must
+    not collide: a shared id raises ``ValueError`` naming it and the two indexes. ``dtype`` defaults to the first
+    index's; for ``uint8`` the merged scale is the largest input scale, so indexes quantised with one scale keep
+    their exact weights. Removed documents are dropped (the inputs are compacted).
+    """
+    indexes = list(indexes)
+    _check_mergeable(cls, indexes)
+    first = indexes[0]
     dtype = dtype or first.dtype
     vocab = next((ix.vocab for ix in indexes if ix.vocab is not None), None)
     out: SparseIndex = cls(first.vocab_size, dtype=dtype, vocab=vocab, model=first.model)
@@ -174,4 +180,102 @@ def merge(cls: type, indexes: Sequence[SparseIndex], *, dtype: Optional[str] = N
     return out
 
 
-__all__ = ["from_parquet", "merge", "shard_paths"]
+def merge_saved(
+    cls: Any,
+    paths: Sequence["str | os.PathLike[str]"],
+    out: "str | os.PathLike[str]",
+    *,
+    block_size: Optional[int] = None,
+    chunk: int = 1 << 24,
+) -> str:
+    """Merge saved indexes into one saved at ``out`` without holding the collection in memory.
+
+    The inputs are memory-mapped and their postings copied term by term, about ``chunk`` postings at a time, into
+    memory-mapped files under ``out``; the result is then saved as :meth:`SparseIndex.save` does (atomic, checksummed)
+    and those files removed. Documents keep their order (each index's in turn) and ids; the stored weights are copied
+    as they are, so every index must have the same ``dtype`` (and for ``uint8`` the same scale: indexes quantised
+    separately would need requantizing, which :func:`merge` does). With ``block_size`` the block-max structure is
+    built over the merged postings and saved too (:meth:`SparseIndex.build_blocks`; a reordering of each input is
+    kept, since documents stay in place). Peak memory: about ``chunk`` postings, the ids, the block structure being
+    built. Returns ``out``.
+    """
+    import uuid
+
+    from splade_onnx.index.sparse_index import _Segment
+
+    if not paths:
+        raise ValueError("merge_saved needs at least one saved index")
+    indexes = [cls.load(p, mmap=True) for p in paths]
+    _check_mergeable(cls, indexes)
+    first = indexes[0]
+    for j, ix in enumerate(indexes[1:], 1):
+        if ix.dtype != first.dtype:
+            raise ValueError(
+                f"index {j} stores {ix.dtype} weights, index 0 {first.dtype}: merge_saved copies the stored "
+                "weights; use SparseIndex.merge to convert"
+            )
+        if ix.dtype == "uint8" and ix.scale != first.scale:
+            raise ValueError(
+                f"index {j} has uint8 scale {ix.scale}, index 0 {first.scale}: merge_saved copies the stored "
+                "weights; use SparseIndex.merge to requantize"
+            )
+    if sum(len(ix) for ix in indexes) > np.iinfo(np.int32).max:
+        raise ValueError("more than 2**31-1 documents")
+    V = int(first.vocab_size)
+    segs = [ix._segments[0] if ix._segments else None for ix in indexes]
+    lens = [np.diff(np.asarray(s.indptr)) if s is not None else np.zeros(V, np.int64) for s in segs]
+    indptr = np.zeros(V + 1, np.int64)
+    np.cumsum(np.sum(lens, axis=0), out=indptr[1:])
+    nnz = int(indptr[-1])
+    out = os.fspath(out)
+    os.makedirs(out, exist_ok=True)
+    work = os.path.join(out, f".tmp-merge-{uuid.uuid4().hex[:8]}")
+    os.makedirs(work)
+    try:
+        docs_file = np.lib.format.open_memmap(os.path.join(work, "docs.npy"), "w+", np.int32, (max(nnz, 1),))
+        weights_file = np.lib.format.open_memmap(
+            os.path.join(work, "weights.npy"), "w+", first._np_dtype, (max(nnz, 1),)
+        )
+        docs, weights = docs_file[:nnz], weights_file[:nnz]
+        before = np.zeros(V, np.int64)  # postings of each term written by the earlier indexes
+        offset = 0
+        for ix, seg, ln in zip(indexes, segs, lens, strict=True):
+            if seg is not None:
+                src = np.asarray(seg.indptr)
+                dst = indptr[:-1] + before
+                t0 = 0
+                while t0 < V:  # groups of whole terms, about `chunk` postings each
+                    t1 = min(V, max(t0 + 1, int(np.searchsorted(src, src[t0] + chunk, "right")) - 1))
+                    a, b = int(src[t0]), int(src[t1])
+                    if b > a:
+                        at = np.repeat(dst[t0:t1] - src[t0:t1], ln[t0:t1]) + np.arange(a, b)
+                        docs[at] = np.asarray(seg.docs[a:b]) + np.int32(offset)
+                        weights[at] = np.asarray(seg.weights[a:b])
+                    t0 = t1
+                before += ln
+            offset += len(ix)
+        docs_file.flush()
+        weights_file.flush()
+        merged = cls(V, dtype=first.dtype, vocab=next((i.vocab for i in indexes if i.vocab is not None), None))
+        merged.model = dict(first.model)
+        merged.scale = first.scale
+        if nnz or offset:
+            merged._segments = [_Segment(indptr, docs, weights)]
+        merged._ids = [d for ix in indexes for d in ix.ids]
+        merged._pos = {d: i for i, d in enumerate(merged._ids)}
+        merged._alive = np.ones(len(merged._ids), dtype=bool)
+        if any(ix.texts is not None for ix in indexes):
+            merged.texts = [t for ix in indexes for t in (ix.texts or [""] * len(ix))]
+        del indexes, segs
+        if block_size is not None:
+            merged.build_blocks(block_size)
+        merged.save(out)
+        del merged, docs, weights, docs_file, weights_file
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+__all__ = ["from_parquet", "merge", "merge_saved", "shard_paths"]

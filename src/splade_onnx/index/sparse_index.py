@@ -1017,6 +1017,16 @@ class SparseIndex:
 
         return merge(cls, indexes, **kwargs)
 
+    @classmethod
+    def merge_saved(
+        cls, paths: Sequence["str | os.PathLike[str]"], out: "str | os.PathLike[str]", **kwargs: Any
+    ) -> str:
+        """Merge saved indexes into one saved at ``out``, streaming through memory-mapped files (collections
+        larger than memory); see :func:`splade_onnx.index.shards.merge_saved`."""
+        from splade_onnx.index.shards import merge_saved
+
+        return merge_saved(cls, paths, out, **kwargs)
+
 
 def _header_data(path: "str | os.PathLike[str]") -> Optional[str]:
     """The data folder the header at ``path`` names now (None when unreadable): changes at each committed save."""
