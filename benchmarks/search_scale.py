@@ -25,27 +25,28 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus_gen  # noqa: E402
+from search_bench import Contestant, exact_agree, pct, recall, rss_gb, run_interleaved  # noqa: E402
 
-from splade_onnx import SparseIndex  # noqa: E402
+from splade_onnx import SparseIndex, SparseVector  # noqa: E402
 
-SHARD_DOCS = 1_000_000
+SHARD_DOCS = 1_000_000  # --shard-docs
 SCALE_DIR = corpus_gen.REPO / ".cache" / "search-scale"
 
 
-def shard_sizes(n_docs: int, shard_docs: int = SHARD_DOCS) -> List[int]:
-    return [min(shard_docs, n_docs - a) for a in range(0, n_docs, shard_docs)]
+def shard_sizes(n_docs: int) -> List[int]:
+    return [min(SHARD_DOCS, n_docs - a) for a in range(0, n_docs, SHARD_DOCS)]
 
 
 def weight_scale() -> float:
     """One uint8 scale for every shard: 1.25x the largest weight of shard 0 (the lognormal jitter's tail over
     2 billion draws stays under it), over 255."""
-    p = SCALE_DIR / "scale.json"
+    p = SCALE_DIR / ("scale.json" if SHARD_DOCS == 1_000_000 else f"scale{SHARD_DOCS}.json")
     if p.is_file():
         return float(json.loads(p.read_text())["scale"])
     _, gen, _ = corpus_gen.corpus(SHARD_DOCS, 0)
@@ -60,7 +61,7 @@ def weight_scale() -> float:
 
 
 def shard_dir(j: int) -> Path:
-    return SCALE_DIR / f"shard-{j}"
+    return SCALE_DIR / (f"shard-{j}" if SHARD_DOCS == 1_000_000 else f"shard{SHARD_DOCS}-{j}")
 
 
 def build_shard(j: int, n: int, scale: float, first_id: int) -> None:
@@ -110,16 +111,207 @@ def cmd_shards(args: argparse.Namespace) -> None:
         build_shard(j, n, scale, int(first[j]))
 
 
+def index_dir(n_docs: int) -> Path:
+    return SCALE_DIR / f"index-{n_docs}-{SHARD_DOCS}"
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    sizes = shard_sizes(args.docs)
+    paths = [shard_dir(j) for j in range(len(sizes))]
+    missing = [str(p) for p in paths if not (p / "index.json").is_file()]
+    if missing:
+        raise SystemExit(f"shards not built yet: {', '.join(missing)} (run the shards step first)")
+    out = index_dir(args.docs)
+    t = time.perf_counter()
+    SparseIndex.merge_saved(paths, out, block_size=args.block_size)
+    merge_s = time.perf_counter() - t
+    disk = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    builds = [json.loads((p / "build.json").read_text()) for p in paths]
+    info = {
+        "docs": args.docs,
+        "shards": len(sizes),
+        "block_size": args.block_size,
+        "merge_and_blocks_s": merge_s,
+        "disk_bytes": disk,
+        "rss_peak_gb": rss_gb(),
+        "shard_postings_s": [b["postings_s"] for b in builds],
+        "shard_reorder_s": [b["reorder_s"] for b in builds],
+    }
+    (out.parent / f"merge-{args.docs}.json").write_text(json.dumps(info, indent=1))
+    print(json.dumps(info, indent=1))
+
+
+def brute_force(queries: Sequence[SparseVector], n_docs: int, k: int = 10) -> List[Tuple[List[int], List[float]]]:
+    """Top k of every query by scipy's float64 CSC column slice over each saved shard's stored weights (one shard
+    in memory at a time), merged."""
+    import scipy.sparse as sp
+
+    best: List[List[Tuple[float, int]]] = [[] for _ in queries]
+    for j in range(len(shard_sizes(n_docs))):
+        sh = SparseIndex.load(shard_dir(j), mmap=True)
+        seg = sh._segments[0]
+        ids = np.asarray(sh.ids, np.int64)
+        C = sp.csc_matrix(
+            (np.asarray(seg.weights), np.asarray(seg.docs), np.asarray(seg.indptr)), shape=(len(sh), sh.vocab_size)
+        )
+        scale = float(sh.scale or 1.0) if sh.dtype == "uint8" else 1.0
+        for i, q in enumerate(queries):
+            s = np.asarray(C[:, q.indices] @ q.values.astype(np.float64)).ravel() * scale
+            top = np.argpartition(-s, k - 1)[:k]
+            best[i] += [(float(s[o]), int(ids[o])) for o in top if s[o] > 0]
+        del C, sh, seg
+    out = []
+    for b in best:
+        b.sort(key=lambda t: (-t[0], t[1]))
+        out.append(([d for _, d in b[:k]], [sc for sc, _ in b[:k]]))
+    return out
+
+
+def cmd_bench(args: argparse.Namespace) -> Dict[str, Any]:
+    real = corpus_gen.real_vectors()
+    qip, qind, qval = real["scifact-queries-test"][:3]  # type: ignore[index]
+    nq = min(args.queries, len(qip) - 1)
+    queries = [
+        SparseVector(qind[qip[i] : qip[i + 1]].astype(np.int32), qval[qip[i] : qip[i + 1]].astype(np.float32))
+        for i in range(nq)
+    ]
+    t = time.perf_counter()
+    index = SparseIndex.load(index_dir(args.docs), mmap=True)
+    res: Dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": " ".join(["python"] + sys.argv),
+        "docs": len(index),
+        "postings": index.nnz,
+        "dtype": index.dtype,
+        "block_size": index.block_size,
+        "queries": nq,
+        "query_terms_mean": float(np.mean([len(q.indices) for q in queries])),
+        "mmap_load_s": time.perf_counter() - t,
+        "bytes_per_posting": {
+            "postings": index.nbytes / index.nnz,
+            "blocks": index.pruning_nbytes / index.nnz,
+            "dense": index.dense_nbytes / index.nnz,
+        },
+    }
+    t = time.perf_counter()
+    index.search(queries[0], k=10)  # the first search derives the entry map
+    res["first_search_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ref = brute_force(queries, args.docs)
+    res["brute_force_s"] = time.perf_counter() - t
+
+    def ours(acc: float = 1.0, exhaustive: bool = False):
+        def f(i: int) -> Tuple[List[int], List[float]]:
+            h = index.search(queries[i], k=10, accuracy=acc, exhaustive=exhaustive)
+            return [int(d) for d, _ in h], [s for _, s in h]
+
+        return f
+
+    cs = [Contestant("SparseIndex exact, block-max", ours(), True)]
+    cs += [
+        Contestant(f"SparseIndex approximate accuracy={a}", ours(float(a)), False)
+        for a in args.accuracies.split(",")
+        if a
+    ]
+    run_interleaved(cs, nq)
+    scan = Contestant("SparseIndex exact, default scan", ours(exhaustive=True), True)
+    run_interleaved([scan], min(nq, args.scan_queries))
+    cs.append(scan)
+    rows = []
+    for c in cs:
+        n = len(c.out)
+        rows.append(
+            {
+                "name": c.name,
+                "exact": c.exact,
+                "queries": n,
+                "p50_ms": pct(c.lat, 50),
+                "p90_ms": pct(c.lat, 90),
+                "p99_ms": pct(c.lat, 99),
+                "mean_ms": float(np.mean(c.lat) * 1000),
+                "identical_top10_vs_brute_force": exact_agree(c.out, ref[:n]),
+                "recall@10_vs_brute_force": recall([o[0] for o in c.out], [r[0] for r in ref[:n]]),
+            }
+        )
+    res["contestants"] = rows
+    st = [index.search_stats(q, 10) for q in queries]
+    res["blocks_scored_fraction_mean"] = float(np.mean([s["blocks_scored"] / s["blocks"] for s in st]))
+    res["gave_up_fraction"] = float(np.mean([s["gave_up"] for s in st]))
+    res["rss_peak_gb"] = rss_gb()
+    mj = index_dir(args.docs).parent / f"merge-{args.docs}.json"
+    if mj.is_file():
+        res["build"] = json.loads(mj.read_text())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    name = f"search.scale-{args.docs}" + ("" if SHARD_DOCS == 1_000_000 else f"-{SHARD_DOCS}")
+    (out / f"{name}.json").write_text(json.dumps(res, indent=1))
+    (out / f"{name}.md").write_text(to_markdown(res))
+    print(to_markdown(res))
+    return res
+
+
+def to_markdown(r: Dict[str, Any]) -> str:
+    lines = [
+        f"# Search at {r['docs']:,} documents ({r['postings']:,} postings, {r['dtype']}, memory-mapped)",
+        "",
+        f"`{r['command']}` ({r['date']}); {r['queries']} real SciFact queries ({r['query_terms_mean']:.0f} terms on "
+        f"average), top 10, one thread; brute force: scipy float64 per shard.",
+        "",
+        "| contestant | queries | p50 ms | p90 ms | p99 ms | mean ms | identical top 10 | recall@10 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in r["contestants"]:
+        lines.append(
+            f"| {c['name']} | {c['queries']} | {c['p50_ms']:.2f} | {c['p90_ms']:.2f} | {c['p99_ms']:.2f} | "
+            f"{c['mean_ms']:.2f} | {c['identical_top10_vs_brute_force']}/{c['queries']} | "
+            f"{c['recall@10_vs_brute_force']:.3f} |"
+        )
+    b = r["bytes_per_posting"]
+    lines += [
+        "",
+        f"- bytes per posting: postings {b['postings']:.2f}, blocks {b['blocks']:.2f}, dense rows {b['dense']:.2f}",
+        f"- mmap load {r['mmap_load_s']:.2f} s, first search {r['first_search_s']:.2f} s; blocks scored "
+        f"{r['blocks_scored_fraction_mean']:.2%} on average, {r['gave_up_fraction']:.1%} of queries scan; "
+        f"peak RSS {r['rss_peak_gb']:.1f} GB",
+    ]
+    if "build" in r:
+        bd = r["build"]
+        lines.append(
+            f"- build: {bd['shards']} shards, postings {sum(bd['shard_postings_s']):.0f} s, reordering "
+            f"{sum(bd['shard_reorder_s']):.0f} s in all (one core each; {min(bd['shard_reorder_s']):.0f}-"
+            f"{max(bd['shard_reorder_s']):.0f} s per shard), merge + blocks {bd['merge_and_blocks_s']:.0f} s, "
+            f"{bd['disk_bytes'] / 1e9:.1f} GB on disk"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: "List[str] | None" = None) -> None:
+    global SHARD_DOCS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("shards")
     s.add_argument("--docs", type=int, default=8_800_000)
     s.add_argument("--step", choices=("generate", "index", "all"), default="all")
     s.add_argument("--reverse", action="store_true", help="index the shards last first (a second process)")
+    m = sub.add_parser("merge")
+    m.add_argument("--docs", type=int, default=8_800_000)
+    m.add_argument("--block-size", type=int, default=16)
+    b = sub.add_parser("bench")
+    b.add_argument("--docs", type=int, default=8_800_000)
+    b.add_argument("--queries", type=int, default=300)
+    b.add_argument("--scan-queries", type=int, default=50, help="queries for the exhaustive scan (slow)")
+    b.add_argument("--accuracies", default="0.9,0.8")
+    b.add_argument("--out", default=str(corpus_gen.REPO / "benchmarks" / "results"))
+    for p in (s, m, b):
+        p.add_argument("--shard-docs", type=int, default=1_000_000, help="documents per shard")
     args = ap.parse_args(argv)
+    SHARD_DOCS = args.shard_docs
     if args.cmd == "shards":
         cmd_shards(args)
+    elif args.cmd == "merge":
+        cmd_merge(args)
+    else:
+        cmd_bench(args)
 
 
 if __name__ == "__main__":
