@@ -243,3 +243,46 @@ def test_batch_on_threads_equals_one_by_one(real):
     assert idx.search(tuple(queries), k=10, workers=2) == one
     with pytest.raises(ValueError, match="workers"):
         idx.search(list(queries), k=10, workers=0)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_superblock_and_block_bounds_hold(real, dtype):
+    """Every superblock's bound (the sum of each query term's largest block maximum over its blocks) and every
+    block's bound are at least the best exact score in it; the derived superblock level equals the maxima computed
+    directly from the block entries."""
+    from splade_onnx.index.blocks import SUPER
+
+    docs, queries, V = real
+    idx = SparseIndex.from_vectors(jittered(docs, 2500, np.random.default_rng(7)), vocab_size=V, dtype=dtype)
+    idx.build_blocks(4)  # 625 blocks: 79 superblocks, the last one partial; dense rows exist
+    bm = idx._block_index()
+    sup = bm.superblocks()
+    assert bm.n_blocks % SUPER and bm.dense.shape[0] > 0 and sup.n_super == -(-bm.n_blocks // SUPER)
+    for t in range(V):
+        lo, hi = int(bm.tb_indptr[t]), int(bm.tb_indptr[t + 1])
+        want = np.zeros(sup.n_super, np.uint8)
+        np.maximum.at(want, bm.tb_block[lo:hi] // SUPER, bm.tb_max[lo:hi])
+        if bm.dense_row[t] >= 0:
+            got = sup.dense[bm.dense_row[t]]
+        else:
+            got = np.zeros(sup.n_super, np.uint8)
+            slo, shi = sup.indptr[t], sup.indptr[t + 1]
+            got[sup.ids[slo:shi]] = sup.maxes[slo:shi]
+            assert np.all(bm.tb_block[sup.start[slo:shi]] // SUPER == sup.ids[slo:shi])  # each run's first entry
+        np.testing.assert_array_equal(got, want)
+    n = len(idx)
+    for q in queries:
+        terms, qw = idx._query(q, None)
+        if not terms.size:
+            continue
+        exact = idx._score_one(terms, qw, n)
+        per_block = np.zeros(bm.n_blocks * bm.block_size)
+        per_block[:n] = exact
+        block_best = per_block.reshape(bm.n_blocks, bm.block_size).max(axis=1)
+        found = bm.query_entries(terms, qw)
+        super_best = np.zeros(sup.n_super * SUPER)
+        super_best[: bm.n_blocks] = block_best
+        assert np.all(found.sub >= super_best.reshape(sup.n_super, SUPER).max(axis=1))
+        blk, ub, _ = bm.expand(np.arange(sup.n_super), qw, found)
+        np.testing.assert_array_equal(blk, np.arange(bm.n_blocks))
+        assert np.all(ub >= block_best) and np.all((ub > 0) >= (block_best > 0))

@@ -3,19 +3,23 @@
 The documents are cut into blocks of ``block_size`` consecutive ordinals. For every term and every block holding it
 the structure stores the block id, the term's largest weight in the block (quantized *upwards* to uint8 with one
 scale, so it stays an upper bound) and where the term's postings of that block start. A query's upper bound for a
-block is ``sum_t q_t * blockmax[t, block]``; no document of the block can score more.
+block is ``sum_t q_t * blockmax[t, block]``; no document of the block can score more. Terms present in at least a
+quarter of the blocks also have a dense row of block maxima. Superblocks of ``SUPER`` consecutive blocks carry the
+largest of their blocks' maxima per term (derived on first use), so a superblock's bound covers its blocks.
 
-Search (``BlockMax.search``): compute every block's bound (dense uint8 rows for the terms present in most blocks,
-a weighted ``bincount`` for the others), then score blocks exactly in rounds, heaviest bound first (a first round
-of a few blocks, then rounds that grow 4x). After each round ``theta`` is the k-th best exact score seen; a block
-whose bound is below ``theta`` cannot hold a top-k document (nor tie with one), so the search ends when every block
-with ``bound >= theta`` has been scored. The result is the exhaustive search's, bit for bit: a block is scored by
-gathering exactly the query terms' postings of its documents and summing ``q * w`` per document in the same term
-order, in float64, as the exhaustive path does.
+Search (``BlockMax.search``): compute every superblock's bound (a pass per dense row, one weighted ``bincount`` for
+the other terms), then take superblocks in rounds, heaviest bound first (a first round of ``first`` blocks' worth,
+then rounds that grow 4x): a round computes the bounds of the blocks of its superblocks and scores, exactly, those
+that can still reach ``theta``, the k-th best exact score seen. A superblock or block whose bound is below
+``theta`` cannot hold a top-k document (nor tie with one), so the search ends when no superblock's bound reaches
+``theta``. Only the blocks of superblocks that could hold a result are ever bounded one by one. The result is the
+exhaustive search's, bit for bit: a block is scored by gathering exactly the query terms' postings of its
+documents and summing ``q * w`` per document in the same term order, in float64, as the exhaustive path does.
 
-Approximate mode (one knob, ``accuracy`` in (0, 1]): a block is scored only while ``bound * accuracy >= theta``
-(``accuracy = 1`` is exact). Lower values skip blocks whose bound is only slightly above the current threshold. When
-even then more than a quarter of the blocks stay live after the first round, the query runs the exhaustive scan.
+Approximate mode (one knob, ``accuracy`` in (0, 1]): a superblock or block is used only while ``bound * accuracy
+>= theta`` (``accuracy = 1`` is exact). Lower values skip those whose bound is only slightly above the current
+threshold. When after the second round an estimated quarter of the blocks could still reach the threshold, the
+query runs the exhaustive scan.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from splade_onnx.errors import IndexFileError
 
 # the bounds are sums of rounded-up terms; this slack also covers float32/float64 rounding of the sums
 _SLACK = 1.0 + 1e-5
+SUPER = 8  # blocks per superblock (a power of two)
+_SUPER_SHIFT = SUPER.bit_length() - 1
 
 
 def ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -67,6 +73,7 @@ class BlockMax:
         self.dense: np.ndarray = arrays["dense"]
         self.dense_row: np.ndarray = arrays["dense_row"]
         self._entry_map: Optional[np.ndarray] = None  # built on the first search, not saved
+        self._super: Optional[_Superblocks] = None  # likewise
 
     @property
     def arrays(self) -> Dict[str, np.ndarray]:
@@ -170,22 +177,60 @@ class BlockMax:
         return None
 
     # -------------------------------------------------------------------------------------------- search
-    def bounds(self, qw: np.ndarray, found: "_QueryEntries") -> np.ndarray:
-        """Upper bound of every block's score for the query (float64[n_blocks]); ``found``: its
-        :meth:`query_entries`."""
-        ub = np.zeros(self.n_blocks, np.float64)
-        if found.dense_at.size:
-            dr = found.dense_rows
-            dq = qw[found.dense_at]
-            if dr.size == 1:
-                ub += self.dense[int(dr[0])] * float(dq[0])
-            else:
-                ub += dq.astype(np.float32) @ self.dense[dr].astype(np.float32)
-        if found.entries.size:
-            qrep = np.repeat(qw[found.sparse_at], found.counts)
-            ub += np.bincount(found.blocks, weights=self.tb_max[found.entries] * qrep, minlength=self.n_blocks)
-        ub *= self.bscale * _SLACK
-        return ub
+    def superblocks(self) -> "_Superblocks":
+        """The superblock level (``SUPER`` consecutive blocks): per term, its largest block maximum in each
+        superblock. Dense rows: ``dense`` [D, n_super]; other terms: entries ``indptr[t]:indptr[t+1]`` with
+        ascending superblock ids ``ids``, maxima ``maxes`` and ``start``, the index of the term's first block entry
+        in that superblock. Derived from the saved arrays on first use, in chunks of terms (at 1M documents about
+        a third as many entries as the blocks have, and an eighth of the dense rows)."""
+        sup = self._super
+        if sup is None:
+            n_super = (self.n_blocks + SUPER - 1) // SUPER
+            dense = np.zeros((self.dense.shape[0], n_super), np.uint8)
+            full = self.n_blocks // SUPER
+            for r in range(self.dense.shape[0]):
+                row = np.asarray(self.dense[r])
+                dense[r, :full] = row[: full * SUPER].reshape(full, SUPER).max(axis=1)
+                if full < n_super:
+                    dense[r, full] = row[full * SUPER :].max()
+            V = self.tb_indptr.shape[0] - 1
+            sparse_terms = np.asarray(self.dense_row) < 0
+            counts = np.zeros(V, np.int64)
+            ids: List[np.ndarray] = []
+            maxes: List[np.ndarray] = []
+            starts: List[np.ndarray] = []
+            idx_type = np.int32 if int(self.tb_block.shape[0]) < 2**31 else np.int64
+            t0 = 0
+            while t0 < V:  # groups of whole terms, about 2**24 entries each
+                t1 = int(np.searchsorted(self.tb_indptr, self.tb_indptr[t0] + (1 << 24), side="right")) - 1
+                t1 = min(V, max(t1, t0 + 1))
+                a, b = int(self.tb_indptr[t0]), int(self.tb_indptr[t1])
+                if b > a:
+                    sb = np.asarray(self.tb_block[a:b]) >> _SUPER_SHIFT
+                    new = np.ones(b - a, bool)  # runs of one term's entries in one superblock
+                    new[1:] = sb[1:] != sb[:-1]
+                    term_bounds = self.tb_indptr[t0 + 1 : t1] - a
+                    new[term_bounds[(term_bounds > 0) & (term_bounds < b - a)]] = True
+                    st = np.flatnonzero(new)
+                    term_of = np.repeat(np.arange(t0, t1), np.diff(self.tb_indptr[t0 : t1 + 1]))[st]
+                    keep = sparse_terms[term_of]
+                    ids.append(sb[st[keep]].astype(np.int32))
+                    maxes.append(np.maximum.reduceat(np.asarray(self.tb_max[a:b]), st)[keep])
+                    starts.append((st[keep] + a).astype(idx_type))
+                    counts[t0:t1] = np.bincount(term_of[keep] - t0, minlength=t1 - t0)
+                t0 = t1
+            indptr = np.zeros(V + 1, np.int64)
+            np.cumsum(counts, out=indptr[1:])
+            sup = _Superblocks(
+                n_super,
+                dense,
+                indptr,
+                np.concatenate(ids) if ids else np.zeros(0, np.int32),
+                np.concatenate(maxes) if maxes else np.zeros(0, np.uint8),
+                np.concatenate(starts + [np.full(1, self.tb_block.shape[0], idx_type)]),
+            )
+            self._super = sup
+        return sup
 
     def entry_map(self) -> np.ndarray:
         """[D, n_blocks]: for each term with a dense bound row, its entry index per block (-1: the term is not in the
@@ -202,21 +247,71 @@ class BlockMax:
             self._entry_map = emap
         return emap
 
-    def query_entries(self, terms: np.ndarray) -> "_QueryEntries":
-        """Per query, once: where to find each query term's (term, block) entries."""
+    def query_entries(self, terms: np.ndarray, qw: np.ndarray) -> "_QueryEntries":
+        """Per query, once: where each query term's entries are, and its superblock bounds."""
+        sup = self.superblocks()
         rows = np.asarray(self.dense_row)[terms]
         dense_at = np.flatnonzero(rows >= 0)
         sparse_at = np.flatnonzero(rows < 0)
         t = terms[sparse_at]
-        lo, hi = self.tb_indptr[t], self.tb_indptr[t + 1]
-        entries = ranges(lo, hi)
-        blocks = np.asarray(self.tb_block[entries])
-        keys = np.repeat(sparse_at.astype(np.int64), hi - lo) * self.n_blocks + blocks
-        return _QueryEntries(dense_at, rows[dense_at], sparse_at, hi - lo, entries, blocks, keys)
+        slo, shi = sup.indptr[t], sup.indptr[t + 1]
+        e_sb = ranges(slo, shi)
+        sb_of = np.asarray(sup.ids[e_sb]).astype(np.int64)
+        rank = np.repeat(np.arange(sparse_at.size, dtype=np.int64), shi - slo)
+        # superblock bounds: a pass per dense row, one weighted count for the other terms' entries
+        slack = np.float32(self.bscale * (_SLACK + 2.0 * qw.size * 2.0**-24))  # covers float32 sums of n terms
+        sub = np.zeros(sup.n_super, np.float32)
+        if dense_at.size:
+            row = np.empty(sup.n_super, np.float32)
+            for r, q in zip(rows[dense_at].tolist(), qw[dense_at].tolist(), strict=True):
+                np.multiply(sup.dense[r], np.float32(q), out=row)
+                sub += row
+        if e_sb.size:
+            w = np.asarray(sup.maxes[e_sb]) * qw[sparse_at].astype(np.float32)[rank]
+            sub += np.bincount(sb_of, weights=w, minlength=sup.n_super).astype(np.float32)
+        sub *= slack
+        return _QueryEntries(
+            dense_at, rows[dense_at], sparse_at, self.tb_indptr[t + 1], e_sb, rank * sup.n_super + sb_of, sub, slack
+        )
+
+    def expand(
+        self, take: np.ndarray, qw: np.ndarray, found: "_QueryEntries"
+    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The blocks of the superblocks ``take`` (ascending): (block ids, their bounds as float32, and for each
+        term without a dense row its entry in each block, -1 where it has none: [sparse terms, blocks])."""
+        sup = self.superblocks()
+        n_take = take.size
+        blk = (take[:, None] * SUPER + np.arange(SUPER)).ravel()
+        if take.size and int(take[-1]) == sup.n_super - 1:  # the last superblock may be partial
+            blk = blk[blk < self.n_blocks]
+        ub = np.zeros(blk.size, np.float32)
+        for r, q in zip(found.dense_rows.tolist(), qw[found.dense_at].tolist(), strict=True):
+            ub += self.dense[r].take(blk) * np.float32(q)
+        m = found.sparse_at.size
+        entry = np.full((m, blk.size), -1, np.int64)
+        if found.keys.size:
+            probe = (np.arange(m, dtype=np.int64)[:, None] * sup.n_super + take[None, :]).ravel()
+            pos = np.minimum(np.searchsorted(found.keys, probe), found.keys.size - 1)
+            hit = np.flatnonzero(found.keys[pos] == probe)
+            if hit.size:
+                e = found.e_sb[pos[hit]]
+                r, ti = hit // n_take, hit % n_take
+                st = np.asarray(sup.start[e]).astype(np.int64)
+                en = np.minimum(np.asarray(sup.start[e + 1]).astype(np.int64), found.hi[r])
+                n = en - st
+                idx = ranges(st, en)  # the block entries of (term, superblock)
+                r, ti = np.repeat(r, n), np.repeat(ti, n)
+                local = ti * SUPER + (np.asarray(self.tb_block[idx]) & (SUPER - 1))
+                entry[r, local] = idx
+                w = np.asarray(self.tb_max[idx]) * qw[found.sparse_at].astype(np.float32)[r]
+                ub += np.bincount(local, weights=w, minlength=blk.size).astype(np.float32)
+        ub *= found.slack
+        return blk, ub, entry
 
     def score_blocks(
         self,
         sel: np.ndarray,
+        sparse_entry: np.ndarray,
         terms: np.ndarray,
         qw: np.ndarray,
         docs: np.ndarray,
@@ -224,8 +319,8 @@ class BlockMax:
         dequant: Optional[float],
         found: "_QueryEntries",
     ) -> Tuple[np.ndarray, np.ndarray]:
-        """Exact scores of every document of the blocks ``sel`` (sorted block ids): (ordinals, scores); ``found``:
-        the query's :meth:`query_entries`."""
+        """Exact scores of every document of the blocks ``sel`` (ascending block ids): (ordinals, scores);
+        ``sparse_entry``: the entries of the terms without a dense row in those blocks (from :meth:`expand`)."""
         b = self.block_size
         n_sel = sel.size
         # entry of every (query term, selected block), -1 where the term is not in the block; term-major, so the
@@ -233,30 +328,25 @@ class BlockMax:
         entry = np.full((terms.size, n_sel), -1, np.int64)
         if found.dense_at.size:
             entry[found.dense_at] = self.entry_map()[found.dense_rows[:, None], sel[None, :]]
-        if found.keys.size:
-            probe = (found.sparse_at[:, None] * self.n_blocks + sel[None, :]).ravel()
-            pos = np.minimum(np.searchsorted(found.keys, probe), found.keys.size - 1)
-            hit = found.keys[pos] == probe
-            entry[found.sparse_at] = np.where(hit, found.entries[pos], -1).reshape(found.sparse_at.size, n_sel)
+        entry[found.sparse_at] = sparse_entry
         flat = entry.ravel()
         at = np.flatnonzero(flat >= 0)
         if at.size == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float64)
         e = flat[at]
         starts = np.asarray(self.tb_start[e])
-        ends = np.asarray(self.tb_start[e + 1])
-        lens = ends - starts
-        idx = ranges(starts, ends)
-        d = np.asarray(docs[idx]).astype(np.int64)
+        lens = np.asarray(self.tb_start[e + 1]) - starts
+        idx = ranges(starts, starts + lens)
         w = np.asarray(weights[idx]).astype(np.float64)
         if dequant is not None:
             w *= dequant
         w *= np.repeat(qw[at // n_sel].astype(np.float64), lens)
         slot = np.repeat(at % n_sel, lens)
-        if not np.array_equal(d >> self.shift, sel[slot]):  # each posting must lie in the block it is filed under
+        # each posting's place in its block; it must lie in the block it is filed under
+        off = np.asarray(docs[idx]) - (sel << self.shift)[slot]
+        if off.size and (int(off.min()) < 0 or int(off.max()) >= b):
             raise IndexFileError("postings hold a document ordinal outside its block: the index is corrupt")
-        label = (slot - sel[slot]) * b + d  # slot * b + (d - sel[slot] * b)
-        sc = np.bincount(label, weights=w, minlength=n_sel * b)
+        sc = np.bincount(slot * b + off, weights=w, minlength=n_sel * b)
         nz = np.flatnonzero(sc > 0)
         ords = sel[nz // b].astype(np.int64) * b + nz % b
         return ords, sc[nz]
@@ -279,66 +369,94 @@ class BlockMax:
         """Top-k candidates (ordinals, scores; unordered, a superset of the top k with ties kept) over this
         structure's documents, merged with ``seed`` (candidates scored elsewhere, e.g. newer segments).
 
-        The search gives up (returns ``None`` ordinals) when, after the first round, more than ``give_up`` of the
-        blocks can still reach the threshold (times ``accuracy``): the bounds are too loose for this query
-        (documents in an order where blocks are not coherent) and the caller's exhaustive scan is cheaper. The
-        approximate mode gives up the same way, so it is never much slower than the exact search (and then exact)."""
-        found = self.query_entries(terms)
-        ub = self.bounds(qw, found)
-        cand = np.flatnonzero(ub > 0)
+        Superblocks are taken best bound first, in rounds (``first`` blocks' worth, then ``grow`` times more each
+        round); a round bounds the blocks of its superblocks and scores those that can still reach the threshold.
+        The search gives up (returns ``None`` ordinals) when, after the first round, the blocks whose bound reaches
+        the threshold (times ``accuracy``) exceed ``give_up`` of all blocks: the bounds are too loose for this
+        query (documents in an order where blocks are not coherent) and the caller's exhaustive scan is cheaper.
+        The approximate mode gives up the same way, so it is never much slower than the exact search (and then
+        exact)."""
+        found = self.query_entries(terms, qw)
+        sub = found.sub
+        cand = np.flatnonzero(sub > 0)
         ords, scores = seed
         theta = _kth(scores, k)
-        done = 0
-        rounds = 0
-        batch = first
+        done = bounded = rounds = 0
+        batch = max(1, first // SUPER)
         while cand.size:
-            live = cand[ub[cand] * accuracy >= theta] if theta > 0 else cand
+            # the next superblocks, best bound first; those below the threshold cannot hold a top-k document
+            live = cand[sub[cand] * accuracy >= theta] if theta > 0 else cand
             if live.size == 0:
                 break
             if live.size > batch:
-                part = np.argpartition(-ub[live], batch - 1)
-                sel, rest = live[part[:batch]], live[part[batch:]]
+                part = np.argpartition(-sub[live], batch - 1)
+                take, cand = np.sort(live[part[:batch]]), live[part[batch:]]
             else:
-                sel, rest = live, live[:0]
-            sel = np.sort(sel)
-            o, s = self.score_blocks(sel, terms, qw, docs, weights, dequant, found)
-            if alive is not None and o.size:
-                keep = alive[o]
-                o, s = o[keep], s[keep]
-            ords = np.concatenate([ords, o])
-            scores = np.concatenate([scores, s])
-            if scores.size > 4 * k:  # keep the candidates that can still be in the top k (ties included)
-                th = _kth(scores, k)
-                m = scores >= th
-                ords, scores = ords[m], scores[m]
-            theta = _kth(scores, k)
-            done += sel.size
+                take, cand = np.sort(live), live[:0]
+            blk, ub, sparse_entry = self.expand(take, qw, found)
+            bounded += blk.size
+            keep = np.flatnonzero((ub * accuracy >= theta) & (ub > 0))
             rounds += 1
-            cand = rest
             batch *= grow
-            if rounds == 1 and give_up < 1 and theta > 0:
-                if np.count_nonzero(ub[cand] * accuracy >= theta) > give_up * self.n_blocks:
-                    return (
-                        None,
-                        scores,
-                        {"blocks": int(self.n_blocks), "blocks_scored": done, "rounds": rounds, "gave_up": 1},
-                    )
-        return ords, scores, {"blocks": int(self.n_blocks), "blocks_scored": done, "rounds": rounds, "gave_up": 0}
+            if keep.size:
+                sel = blk[keep]
+                o, s = self.score_blocks(sel, sparse_entry[:, keep], terms, qw, docs, weights, dequant, found)
+                if alive is not None and o.size:
+                    o, s = o[alive[o]], s[alive[o]]
+                ords = np.concatenate([ords, o])
+                scores = np.concatenate([scores, s])
+                if scores.size > 4 * k:  # keep the candidates that can still be in the top k (ties included)
+                    th = _kth(scores, k)
+                    m = scores >= th
+                    ords, scores = ords[m], scores[m]
+                theta = _kth(scores, k)
+                done += sel.size
+            if rounds == 2 and give_up < 1 and theta > 0 and cand.size:
+                # the blocks that could still reach the threshold, from the bounds of a sample of the superblocks
+                live = cand[sub[cand] * accuracy >= theta]
+                if live.size * SUPER > give_up * self.n_blocks:
+                    sample = np.sort(live[:: max(1, live.size // 64)])
+                    _, ub_s, _ = self.expand(sample, qw, found)
+                    share = np.count_nonzero(ub_s * accuracy >= theta) / max(1, ub_s.size)
+                    if share * live.size * SUPER > give_up * self.n_blocks:
+                        return None, scores, self._info(done, rounds, bounded, gave_up=True)
+        return ords, scores, self._info(done, rounds, bounded, gave_up=False)
+
+    def _info(self, scored: int, rounds: int, bounded: int, gave_up: bool) -> Dict[str, int]:
+        return {
+            "blocks": int(self.n_blocks),
+            "blocks_scored": scored,
+            "blocks_bounded": bounded,
+            "rounds": rounds,
+            "gave_up": int(gave_up),
+        }
 
 
 class _QueryEntries(NamedTuple):
     """A query's terms split by how their block entries are found: ``dense_at`` (positions in the query) through
-    the dense rows ``dense_rows`` (bounds) and the entry map (scoring); ``sparse_at`` (``counts`` entries each)
-    through their listed ``entries``, with their ``blocks`` and the search keys ``position * n_blocks + block``
-    (ascending)."""
+    the dense rows ``dense_rows`` (bounds) and the entry map (scoring); ``sparse_at`` through their superblock
+    entries ``e_sb`` (searched by ``keys``, ``rank * n_super + superblock``, ascending), their block entries ending
+    before ``hi``. ``sub``: every superblock's bound; ``slack``: the factor the bounds were widened by."""
 
     dense_at: np.ndarray
     dense_rows: np.ndarray
     sparse_at: np.ndarray
-    counts: np.ndarray
-    entries: np.ndarray
-    blocks: np.ndarray
+    hi: np.ndarray
+    e_sb: np.ndarray
     keys: np.ndarray
+    sub: np.ndarray
+    slack: np.float32
+
+
+class _Superblocks(NamedTuple):
+    """See :meth:`BlockMax.superblocks`."""
+
+    n_super: int
+    dense: np.ndarray
+    indptr: np.ndarray
+    ids: np.ndarray
+    maxes: np.ndarray
+    start: np.ndarray
 
 
 def _kth(scores: np.ndarray, k: int) -> float:
