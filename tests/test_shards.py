@@ -208,3 +208,27 @@ def test_merge_saved_uint8_and_refusals(job, tmp_path):
         SparseIndex.merge_saved([pa_, pa_], tmp_path / "m4")
     with pytest.raises(ValueError, match="at least one"):
         SparseIndex.merge_saved([], tmp_path / "m5")
+
+
+def test_index_merge_cli(job, tmp_path, capsys):
+    _, _, ids, texts, e, qv, vecs = job
+    a = SparseIndex.from_vectors(vecs[:70], ids[:70], vocab_size=e.vocab_size, vocab=e.vocab).save(tmp_path / "a")
+    b = SparseIndex.from_vectors(vecs[70:], ids[70:], vocab_size=e.vocab_size, vocab=e.vocab).save(tmp_path / "b")
+    out = tmp_path / "m"
+    assert main(["index", "--merge", a, b, "--out", str(out), "--blocks", "16", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["docs"] == 150 and info["blocks"] == 16 and info["merged"] == [a, b]
+    whole = SparseIndex.from_vectors(vecs, ids, vocab_size=e.vocab_size, vocab=e.vocab)
+    got = SparseIndex.load(out)
+    assert got.block_size == 16
+    assert_same_index(got, whole, qv, texts=False)
+    # bad input: one line each, nothing written
+    assert main(["index", "--merge", a, a, "--out", str(tmp_path / "m2")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "is in index 0 and index 1" in err
+    assert main(["index", "--merge", a, str(tmp_path / "nope"), "--out", str(tmp_path / "m3")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "\n" not in err and "nope" in err
+    assert main(["index", "--merge", a, b, "--reorder", "--blocks", "16", "--out", str(tmp_path / "m4")]) == 2
+    assert "--reorder" in capsys.readouterr().err
+    assert not (tmp_path / "m2").exists() or not any((tmp_path / "m2").iterdir())

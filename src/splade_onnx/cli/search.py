@@ -36,6 +36,14 @@ def add_index(sub: Any) -> None:
         metavar="DIR",
         help="index the Parquet vector shards of DIR (`splade-onnx encode` output) instead of a corpus",
     )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        metavar="INDEX",
+        help="merge saved index folders, in order, into OUT through memory-mapped files (collections larger "
+        "than memory; each keeps its ids, stored weights and document order); not with CORPUS",
+    )
     p.add_argument("--out", required=True, help="index folder to write (replaced atomically if it is an index)")
     p.add_argument("--dtype", default="float32", choices=["float32", "float16", "uint8"])
     p.add_argument("--doc-max-length", type=int, default=None)
@@ -78,6 +86,8 @@ def _cmd_index(args: argparse.Namespace) -> int:
     from splade_onnx.index import SparseIndex
 
     check_block_options(args)
+    if args.merge:
+        return merge_indexes(args)
     if args.from_vectors:  # Parquet shards of `splade-onnx encode`
         return index_from_vectors(args)
     if not args.corpus or not args.model:
@@ -106,6 +116,33 @@ def index_from_vectors(args: Any) -> int:
     t0 = time.perf_counter()
     idx = SparseIndex.from_parquet(args.from_vectors, dtype=args.dtype, store_texts=not args.no_texts)
     return _save_and_report(idx, args, t0, "index_s", {"from_vectors": args.from_vectors})
+
+
+def merge_indexes(args: argparse.Namespace) -> int:
+    """``splade-onnx index --merge A B ... --out OUT [--blocks SIZE]``: saved indexes merged on disk."""
+    from splade_onnx.index import SparseIndex
+
+    if args.corpus or args.from_vectors:
+        raise UsageError("--merge takes saved index folders; pass no CORPUS or --from-vectors with it")
+    if args.reorder:
+        raise UsageError(
+            "--reorder does not apply to --merge: reorder each index before merging (documents stay in place)"
+        )
+    t0 = time.perf_counter()
+    SparseIndex.merge_saved(args.merge, args.out, block_size=args.blocks)
+    seconds = time.perf_counter() - t0
+    idx = SparseIndex.load(args.out, mmap=True)
+    info = {"index": args.out, "docs": len(idx), "postings": idx.nnz, "dtype": idx.dtype, "merged": args.merge}
+    info.update({"blocks": args.blocks, "merge_s": round(seconds, 3)})
+    if args.json:
+        print(json.dumps(info))
+    else:
+        blocks = f", blocks of {args.blocks}" if args.blocks else ""
+        print(
+            f"merged {len(args.merge)} indexes: {len(idx)} documents ({idx.nnz} postings, {idx.dtype}{blocks}) "
+            f"in {seconds:.2f}s -> {args.out}"
+        )
+    return 0
 
 
 def _save_and_report(idx: Any, args: argparse.Namespace, t0: float, seconds_key: str, extra: Dict[str, Any]) -> int:
