@@ -70,7 +70,7 @@ def build_shard(j: int, n: int, scale: float, first_id: int) -> None:
     out = shard_dir(j)
     if (out / "index.json").is_file():
         return
-    claim = SCALE_DIR / f"shard-{j}.claim"
+    claim = out.with_name(out.name + ".claim")
     try:
         claim.open("x").close()
     except FileExistsError:
@@ -149,17 +149,15 @@ def brute_force(queries: Sequence[SparseVector], n_docs: int, k: int = 10) -> Li
     best: List[List[Tuple[float, int]]] = [[] for _ in queries]
     for j in range(len(shard_sizes(n_docs))):
         sh = SparseIndex.load(shard_dir(j), mmap=True)
-        seg = sh._segments[0]
+        indptr, docs, weights = sh.term_postings()
         ids = np.asarray(sh.ids, np.int64)
-        C = sp.csc_matrix(
-            (np.asarray(seg.weights), np.asarray(seg.docs), np.asarray(seg.indptr)), shape=(len(sh), sh.vocab_size)
-        )
+        C = sp.csc_matrix((np.asarray(weights), np.asarray(docs), indptr), shape=(len(sh), sh.vocab_size))
         scale = float(sh.scale or 1.0) if sh.dtype == "uint8" else 1.0
         for i, q in enumerate(queries):
             s = np.asarray(C[:, q.indices] @ q.values.astype(np.float64)).ravel() * scale
             top = np.argpartition(-s, k - 1)[:k]
             best[i] += [(float(s[o]), int(ids[o])) for o in top if s[o] > 0]
-        del C, sh, seg
+        del C, sh, docs, weights
     out = []
     for b in best:
         b.sort(key=lambda t: (-t[0], t[1]))

@@ -232,3 +232,29 @@ def test_index_merge_cli(job, tmp_path, capsys):
     assert main(["index", "--merge", a, b, "--reorder", "--blocks", "16", "--out", str(tmp_path / "m4")]) == 2
     assert "--reorder" in capsys.readouterr().err
     assert not (tmp_path / "m2").exists() or not any((tmp_path / "m2").iterdir())
+
+
+def test_term_postings_round_trip_and_checks(job):
+    _, _, ids, texts, e, qv, vecs = job
+    src = SparseIndex.from_vectors(vecs[:40], ids[:40], vocab_size=e.vocab_size, dtype="uint8")
+    src.remove(ids[3])
+    indptr, docs, weights = src.term_postings()  # compacted: 39 documents
+    assert docs.max() == 38 and weights.dtype == np.uint8
+    again = SparseIndex.from_term_postings(
+        indptr, docs, weights, src.ids, vocab_size=e.vocab_size, dtype="uint8", scale=src.scale
+    )
+    assert_same_index(again, src, qv, texts=False)
+    with pytest.raises(ValueError, match="weights are uint8"):
+        SparseIndex.from_term_postings(indptr, docs, weights, src.ids, vocab_size=e.vocab_size)
+    with pytest.raises(ValueError, match="ordinals"):
+        SparseIndex.from_term_postings(
+            indptr, docs, weights, src.ids[:-1], vocab_size=e.vocab_size, dtype="uint8", scale=src.scale
+        )
+    with pytest.raises(ValueError, match="vocab_size"):
+        SparseIndex.from_term_postings(indptr[:-1], docs, weights, src.ids, vocab_size=e.vocab_size)
+    with pytest.raises(ValueError, match="duplicate"):
+        SparseIndex.from_term_postings(
+            indptr, docs, weights, [0] * 39, vocab_size=e.vocab_size, dtype="uint8", scale=src.scale
+        )
+    with pytest.raises(ValueError, match="scale"):
+        SparseIndex.from_term_postings(indptr, docs, weights, src.ids, vocab_size=e.vocab_size, dtype="uint8")

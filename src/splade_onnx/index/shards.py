@@ -201,8 +201,6 @@ def merge_saved(
     """
     import uuid
 
-    from splade_onnx.index.sparse_index import _Segment
-
     if not paths:
         raise ValueError("merge_saved needs at least one saved index")
     indexes = [cls.load(p, mmap=True) for p in paths]
@@ -222,8 +220,8 @@ def merge_saved(
     if sum(len(ix) for ix in indexes) > np.iinfo(np.int32).max:
         raise ValueError("more than 2**31-1 documents")
     V = int(first.vocab_size)
-    segs = [ix._segments[0] if ix._segments else None for ix in indexes]
-    lens = [np.diff(np.asarray(s.indptr)) if s is not None else np.zeros(V, np.int64) for s in segs]
+    segs = [ix.term_postings() for ix in indexes]
+    lens = [np.diff(s[0]) for s in segs]
     indptr = np.zeros(V + 1, np.int64)
     np.cumsum(np.sum(lens, axis=0), out=indptr[1:])
     nnz = int(indptr[-1])
@@ -234,14 +232,13 @@ def merge_saved(
     try:
         docs_file = np.lib.format.open_memmap(os.path.join(work, "docs.npy"), "w+", np.int32, (max(nnz, 1),))
         weights_file = np.lib.format.open_memmap(
-            os.path.join(work, "weights.npy"), "w+", first._np_dtype, (max(nnz, 1),)
+            os.path.join(work, "weights.npy"), "w+", np.dtype(first.dtype), (max(nnz, 1),)
         )
         docs, weights = docs_file[:nnz], weights_file[:nnz]
         before = np.zeros(V, np.int64)  # postings of each term written by the earlier indexes
         offset = 0
-        for ix, seg, ln in zip(indexes, segs, lens, strict=True):
-            if seg is not None:
-                src = np.asarray(seg.indptr)
+        for ix, (src, src_docs, src_weights), ln in zip(indexes, segs, lens, strict=True):
+            if src[-1]:
                 dst = indptr[:-1] + before
                 t0 = 0
                 while t0 < V:  # groups of whole terms, about `chunk` postings each
@@ -249,23 +246,28 @@ def merge_saved(
                     a, b = int(src[t0]), int(src[t1])
                     if b > a:
                         at = np.repeat(dst[t0:t1] - src[t0:t1], ln[t0:t1]) + np.arange(a, b)
-                        docs[at] = np.asarray(seg.docs[a:b]) + np.int32(offset)
-                        weights[at] = np.asarray(seg.weights[a:b])
+                        docs[at] = np.asarray(src_docs[a:b]) + np.int32(offset)
+                        weights[at] = np.asarray(src_weights[a:b])
                     t0 = t1
                 before += ln
             offset += len(ix)
         docs_file.flush()
         weights_file.flush()
-        merged = cls(V, dtype=first.dtype, vocab=next((i.vocab for i in indexes if i.vocab is not None), None))
-        merged.model = dict(first.model)
-        merged.scale = first.scale
-        if nnz or offset:
-            merged._segments = [_Segment(indptr, docs, weights)]
-        merged._ids = [d for ix in indexes for d in ix.ids]
-        merged._pos = {d: i for i, d in enumerate(merged._ids)}
-        merged._alive = np.ones(len(merged._ids), dtype=bool)
+        texts = None
         if any(ix.texts is not None for ix in indexes):
-            merged.texts = [t for ix in indexes for t in (ix.texts or [""] * len(ix))]
+            texts = [t for ix in indexes for t in (ix.texts or [""] * len(ix))]
+        merged = cls.from_term_postings(
+            indptr,
+            docs,
+            weights,
+            [d for ix in indexes for d in ix.ids],
+            vocab_size=V,
+            dtype=first.dtype,
+            scale=first.scale,
+            vocab=next((i.vocab for i in indexes if i.vocab is not None), None),
+            model=first.model,
+            texts=texts,
+        )
         del indexes, segs
         if block_size is not None:
             merged.build_blocks(block_size)

@@ -210,6 +210,68 @@ class SparseIndex:
         return idx
 
     @classmethod
+    def from_term_postings(
+        cls,
+        indptr: np.ndarray,
+        docs: np.ndarray,
+        weights: np.ndarray,
+        ids: Sequence[DocId],
+        *,
+        vocab_size: int,
+        dtype: str = "float32",
+        scale: Optional[float] = None,
+        vocab: Optional[Sequence[str]] = None,
+        model: Optional[Dict[str, Any]] = None,
+        texts: Optional[Sequence[str]] = None,
+    ) -> "SparseIndex":
+        """An index over term-major postings as :meth:`term_postings` returns them: ``indptr`` [vocab_size+1],
+        document ordinals ``0..len(ids)-1`` ascending within each term, weights already stored in ``dtype`` (for
+        ``uint8``, ``weight * scale`` is the value). The arrays are used as they are, not copied: memory-mapped ones
+        stay mapped. Shapes, dtype and each term's first and last ordinal are checked (ValueError)."""
+        indptr = np.asarray(indptr)
+        ids = list(ids)
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if indptr.shape != (vocab_size + 1,) or int(indptr[0]) != 0 or bool(np.any(np.diff(indptr) < 0)):
+            raise ValueError("indptr must have vocab_size + 1 non-decreasing entries from 0")
+        nnz = int(indptr[-1])
+        if docs.shape != (nnz,) or weights.shape != (nnz,):
+            raise ValueError(f"docs and weights must hold indptr[-1] = {nnz} postings")
+        if np.dtype(weights.dtype) != np.dtype(dtype):
+            raise ValueError(f"weights are {weights.dtype}, the index stores {dtype}")
+        if dtype == "uint8" and not (scale and scale > 0):
+            raise ValueError("uint8 postings need their positive scale")
+        if texts is not None and len(texts) != len(ids):
+            raise ValueError(f"{len(texts)} texts for {len(ids)} documents")
+        held = np.diff(indptr) > 0
+        if nnz and (int(np.min(docs[indptr[:-1][held]])) < 0 or int(np.max(docs[indptr[1:][held] - 1])) >= len(ids)):
+            raise ValueError(f"document ordinals must lie in [0, {len(ids)})")
+        idx = cls(vocab_size, dtype=dtype, vocab=vocab, model=model)
+        idx.scale = float(scale) if dtype == "uint8" and scale else None
+        pos: Dict[DocId, int] = {}
+        for j, d in enumerate(ids):
+            if d in pos:
+                raise ValueError(f"duplicate document id {d!r}")
+            pos[d] = j
+        if nnz or ids:
+            idx._segments = [_Segment(indptr, docs, weights)]
+        idx._ids, idx._pos = ids, pos
+        idx._alive = np.ones(len(ids), dtype=bool)
+        idx.texts = list(texts) if texts is not None else None
+        return idx
+
+    def term_postings(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The postings term-major, the index's own arrays (the CSC form of the documents x vocabulary matrix):
+        ``indptr`` [vocab_size+1], document ordinals (positions in :attr:`ids`) ascending within each term, and the
+        stored weights (``dtype``; times :attr:`scale` for ``uint8``). Compacts first (removed documents dropped).
+        Memory-mapped arrays are returned mapped: do not write to them."""
+        self.compact()
+        if not self._segments:
+            return np.zeros(self.vocab_size + 1, np.int64), np.zeros(0, np.int32), np.zeros(0, self._np_dtype)
+        seg = self._segments[0]
+        return np.asarray(seg.indptr), seg.docs, seg.weights
+
+    @classmethod
     def from_expander(
         cls,
         expander: Any,
