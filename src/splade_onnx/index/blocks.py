@@ -179,20 +179,19 @@ class BlockMax:
     # -------------------------------------------------------------------------------------------- search
     def superblocks(self) -> "_Superblocks":
         """The superblock level (``SUPER`` consecutive blocks): per term, its largest block maximum in each
-        superblock. Dense rows: ``dense`` [D, n_super]; other terms: entries ``indptr[t]:indptr[t+1]`` with
-        ascending superblock ids ``ids``, maxima ``maxes`` and ``start``, the index of the term's first block entry
-        in that superblock. Derived from the saved arrays on first use, in chunks of terms (at 1M documents about
-        a third as many entries as the blocks have, and an eighth of the dense rows)."""
+        superblock. Dense rows: ``dense`` [D, n_super], and the block rows padded to whole superblocks,
+        ``dense_blocks`` [D, n_super] uint64 (a superblock's 8 block maxima as one word). Other terms: entries
+        ``indptr[t]:indptr[t+1]`` with ascending superblock ids ``ids``, maxima ``maxes`` and ``start``, the index of
+        the term's first block entry in that superblock. Derived from the saved arrays on first use, in chunks of
+        terms (at 1M documents about a third as many entries as the blocks have)."""
         sup = self._super
         if sup is None:
             n_super = (self.n_blocks + SUPER - 1) // SUPER
-            dense = np.zeros((self.dense.shape[0], n_super), np.uint8)
-            full = self.n_blocks // SUPER
-            for r in range(self.dense.shape[0]):
-                row = np.asarray(self.dense[r])
-                dense[r, :full] = row[: full * SUPER].reshape(full, SUPER).max(axis=1)
-                if full < n_super:
-                    dense[r, full] = row[full * SUPER :].max()
+            # the dense rows again, padded to whole superblocks, so that a round gathers 8 blocks at a time
+            padded = np.zeros((self.dense.shape[0], n_super, SUPER), np.uint8)
+            padded.reshape(self.dense.shape[0], n_super * SUPER)[:, : self.n_blocks] = self.dense
+            dense = padded.max(axis=2)
+            blocks = padded.view(np.uint64).reshape(self.dense.shape[0], n_super)  # one superblock's 8 maxima
             V = self.tb_indptr.shape[0] - 1
             sparse_terms = np.asarray(self.dense_row) < 0
             counts = np.zeros(V, np.int64)
@@ -224,6 +223,7 @@ class BlockMax:
             sup = _Superblocks(
                 n_super,
                 dense,
+                blocks,
                 indptr,
                 np.concatenate(ids) if ids else np.zeros(0, np.int32),
                 np.concatenate(maxes) if maxes else np.zeros(0, np.uint8),
@@ -271,7 +271,16 @@ class BlockMax:
             sub += np.bincount(sb_of, weights=w, minlength=sup.n_super).astype(np.float32)
         sub *= slack
         return _QueryEntries(
-            dense_at, rows[dense_at], sparse_at, self.tb_indptr[t + 1], e_sb, rank * sup.n_super + sb_of, sub, slack
+            dense_at,
+            rows[dense_at],
+            sparse_at,
+            self.tb_indptr[t + 1],
+            e_sb,
+            rank,
+            sb_of,
+            np.full(sup.n_super, -1, np.int64),
+            sub,
+            slack,
         )
 
     def expand(
@@ -281,21 +290,24 @@ class BlockMax:
         term without a dense row its entry in each block, -1 where it has none: [sparse terms, blocks])."""
         sup = self.superblocks()
         n_take = take.size
-        blk = (take[:, None] * SUPER + np.arange(SUPER)).ravel()
-        if take.size and int(take[-1]) == sup.n_super - 1:  # the last superblock may be partial
-            blk = blk[blk < self.n_blocks]
+        blk = (take[:, None] * SUPER + np.arange(SUPER)).ravel()  # past n_blocks in a partial last superblock: ub 0
         ub = np.zeros(blk.size, np.float32)
-        for r, q in zip(found.dense_rows.tolist(), qw[found.dense_at].tolist(), strict=True):
-            ub += self.dense[r].take(blk) * np.float32(q)
+        if found.dense_at.size:
+            rows = sup.dense_blocks[found.dense_rows[:, None], take[None, :]].view(np.uint8)
+            part = np.empty(blk.size, np.float32)
+            for row, q in zip(rows, qw[found.dense_at].tolist(), strict=True):
+                np.multiply(row, np.float32(q), out=part)
+                ub += part
         m = found.sparse_at.size
         entry = np.full((m, blk.size), -1, np.int64)
-        if found.keys.size:
-            probe = (np.arange(m, dtype=np.int64)[:, None] * sup.n_super + take[None, :]).ravel()
-            pos = np.minimum(np.searchsorted(found.keys, probe), found.keys.size - 1)
-            hit = np.flatnonzero(found.keys[pos] == probe)
+        if found.e_sb.size:
+            found.slot[take] = np.arange(n_take)
+            ti = found.slot[found.sb_of]  # each of the query's superblock entries: its place in take, or -1
+            found.slot[take] = -1
+            hit = np.flatnonzero(ti >= 0)
             if hit.size:
-                e = found.e_sb[pos[hit]]
-                r, ti = hit // n_take, hit % n_take
+                e = found.e_sb[hit]
+                r, ti = found.rank[hit], ti[hit]
                 st = np.asarray(sup.start[e]).astype(np.int64)
                 en = np.minimum(np.asarray(sup.start[e + 1]).astype(np.int64), found.hi[r])
                 n = en - st
@@ -362,7 +374,7 @@ class BlockMax:
         alive: Optional[np.ndarray],
         seed: Tuple[np.ndarray, np.ndarray],
         accuracy: float = 1.0,
-        first: int = 16,
+        first: int = 32,
         grow: int = 4,
         give_up: float = 0.25,
     ) -> Tuple[Optional[np.ndarray], np.ndarray, Dict[str, int]]:
@@ -382,7 +394,7 @@ class BlockMax:
         ords, scores = seed
         theta = _kth(scores, k)
         done = bounded = rounds = 0
-        batch = max(1, first // SUPER)
+        batch = max(1, min(first, self.n_blocks // 32) // SUPER)  # small collections: a first round of 1/32
         while cand.size:
             # the next superblocks, best bound first; those below the threshold cannot hold a top-k document
             live = cand[sub[cand] * accuracy >= theta] if theta > 0 else cand
@@ -435,15 +447,18 @@ class BlockMax:
 class _QueryEntries(NamedTuple):
     """A query's terms split by how their block entries are found: ``dense_at`` (positions in the query) through
     the dense rows ``dense_rows`` (bounds) and the entry map (scoring); ``sparse_at`` through their superblock
-    entries ``e_sb`` (searched by ``keys``, ``rank * n_super + superblock``, ascending), their block entries ending
-    before ``hi``. ``sub``: every superblock's bound; ``slack``: the factor the bounds were widened by."""
+    entries ``e_sb`` (of the ``rank``-th such term, in superblock ``sb_of``), their block entries ending before ``hi``.
+    ``slot``: scratch, -1 per superblock. ``sub``: every superblock's bound; ``slack``: the factor the bounds were
+    widened by."""
 
     dense_at: np.ndarray
     dense_rows: np.ndarray
     sparse_at: np.ndarray
     hi: np.ndarray
     e_sb: np.ndarray
-    keys: np.ndarray
+    rank: np.ndarray
+    sb_of: np.ndarray
+    slot: np.ndarray
     sub: np.ndarray
     slack: np.float32
 
@@ -453,6 +468,7 @@ class _Superblocks(NamedTuple):
 
     n_super: int
     dense: np.ndarray
+    dense_blocks: np.ndarray
     indptr: np.ndarray
     ids: np.ndarray
     maxes: np.ndarray
