@@ -3,6 +3,7 @@
     python benchmarks/search_scale.py shards --docs 8800000      # generate + index + reorder each shard (cached)
     python benchmarks/search_scale.py merge --docs 8800000       # one uint8 index on disk, with blocks
     python benchmarks/search_scale.py bench --docs 8800000       # latency, checked against brute force
+    python benchmarks/search_scale.py stats --docs 8800000       # the corpus's statistics next to the real ones
 
 The corpus is the documented generator's (``benchmarks/corpus_gen.py``) in shards of 1M documents, shard ``j``
 drawn with seed ``j`` (the 1M benchmark corpus is shard 0): a collection of N documents generated in one go has
@@ -248,6 +249,76 @@ def cmd_bench(args: argparse.Namespace) -> Dict[str, Any]:
     return res
 
 
+def cmd_stats(args: argparse.Namespace) -> Dict[str, Any]:
+    """The generated collection's statistics next to the real documents', as ``corpus_gen.check`` reports them at
+    1M: non-zeros per document and the DF/N curve over all shards (the DFs from the merged index), weights and
+    co-occurrence of the 300 most frequent real terms on a sample drawn evenly from every shard, and exact
+    duplicates within that sample (across shards too)."""
+    real = corpus_gen.real_vectors()
+    rcsr = corpus_gen.merged_real_docs(real)
+    V = int(real["vocab_size"])  # type: ignore[arg-type]
+    top = np.argsort(-np.bincount(rcsr[1], minlength=V))[:300]
+    rs = corpus_gen.statistics(rcsr, V, top)
+    sizes = shard_sizes(args.docs)
+    per = args.sample // len(sizes)
+    rng = np.random.default_rng(3)
+    parts: List[Tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    lens = []
+    for j, n in enumerate(sizes):
+        _, (ip, ind, val), _ = corpus_gen.corpus(n, j)
+        lens.append(np.diff(ip))
+        rows = np.sort(rng.choice(n, size=min(n, per), replace=False))
+        L = np.diff(ip)[rows]
+        src = np.repeat(ip[rows] - np.cumsum(np.concatenate([[0], L[:-1]])), L) + np.arange(int(L.sum()))
+        parts.append((L, np.asarray(ind[src]), np.asarray(val[src])))
+    L = np.concatenate([p[0] for p in parts])
+    sample = (
+        np.concatenate([[0], np.cumsum(L)]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
+    gs = corpus_gen.statistics(sample, V, top, sample=sample[0].size)
+    rc, gc = rs.pop("_co"), gs.pop("_co")
+    iu = np.triu_indices(top.size, 1)
+    # whole-collection figures: every document's length, every term's DF (from the merged index)
+    all_lens = np.concatenate(lens)
+    q = [0.01, 0.1, 0.5, 0.9, 0.99]
+    df = np.diff(SparseIndex.load(index_dir(args.docs), mmap=True).term_postings()[0])
+    dfn = np.sort(df[df > 0])[::-1] / all_lens.size
+    gs.update(
+        {
+            "docs": int(all_lens.size),
+            "postings": int(all_lens.sum()),
+            "distinct_terms": int((df > 0).sum()),
+            "nnz_per_doc_mean": float(all_lens.mean()),
+            "nnz_per_doc_quantiles": dict(zip(map(str, q), np.quantile(all_lens, q).tolist(), strict=False)),
+            "df_over_n_at_rank": {k: float(dfn[int(k) - 1]) for k in rs["df_over_n_at_rank"]},  # type: ignore[union-attr]
+        }
+    )
+    st = {
+        "real": rs,
+        "generated": gs,
+        "cooccurrence_top300_pair_frequency_correlation": float(np.corrcoef(rc[iu], gc[iu])[0, 1]),
+        "cooccurrence_top300_pmi_correlation": float(np.corrcoef(_pmi(rc, iu), _pmi(gc, iu))[0, 1]),
+    }
+    md = corpus_gen.to_markdown(st)
+    print(md)
+    out = Path(args.out)
+    (out / f"search.corpus-{args.docs}.json").write_text(json.dumps(st, indent=1))
+    (out / f"search.corpus-{args.docs}.md").write_text(
+        f"# Generated corpus vs real statistics ({args.docs:,} documents, {len(sizes)} shards)\n\n"
+        f"`python benchmarks/search_scale.py stats --docs {args.docs}` ({time.strftime('%Y-%m-%d')}): lengths and "
+        f"DF/N over all documents; weights, co-occurrence and duplicates on a sample of {sample[0].size - 1:,} "
+        "documents drawn evenly from every shard.\n\n" + md + "\n"
+    )
+    return st
+
+
+def _pmi(co: np.ndarray, iu: Tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    d = np.diag(co)
+    return np.log((co[iu] + 1e-6) / (d[iu[0]] * d[iu[1]] + 1e-6))
+
+
 def to_markdown(r: Dict[str, Any]) -> str:
     lines = [
         f"# Search at {r['docs']:,} documents ({r['postings']:,} postings, {r['dtype']}, memory-mapped)",
@@ -300,7 +371,11 @@ def main(argv: "List[str] | None" = None) -> None:
     b.add_argument("--scan-queries", type=int, default=50, help="queries for the exhaustive scan (slow)")
     b.add_argument("--accuracies", default="0.9,0.8")
     b.add_argument("--out", default=str(corpus_gen.REPO / "benchmarks" / "results"))
-    for p in (s, m, b):
+    st = sub.add_parser("stats")
+    st.add_argument("--docs", type=int, default=8_800_000)
+    st.add_argument("--sample", type=int, default=200_000, help="documents sampled (evenly over the shards)")
+    st.add_argument("--out", default=str(corpus_gen.REPO / "benchmarks" / "results"))
+    for p in (s, m, b, st):
         p.add_argument("--shard-docs", type=int, default=1_000_000, help="documents per shard")
     args = ap.parse_args(argv)
     SHARD_DOCS = args.shard_docs
@@ -308,6 +383,8 @@ def main(argv: "List[str] | None" = None) -> None:
         cmd_shards(args)
     elif args.cmd == "merge":
         cmd_merge(args)
+    elif args.cmd == "stats":
+        cmd_stats(args)
     else:
         cmd_bench(args)
 

@@ -109,3 +109,13 @@ def real(tiny_artifact, scifact_texts):
         "zzzz qqqq",
     ]
     return docs, e.encode_queries(qtexts), e.vocab_size
+
+
+@pytest.fixture(params=["blocks", "superblocks"])
+def search_path(request, monkeypatch):
+    """Run a block-max test by the bounds of every block and by superblocks (normally chosen by the collection's
+    size, ``splade_onnx.index.blocks.SUPERBLOCKS_MIN_BLOCKS``)."""
+    from splade_onnx.index import blocks
+
+    monkeypatch.setattr(blocks, "SUPERBLOCKS_MIN_BLOCKS", 0 if request.param == "superblocks" else 1 << 62)
+    return request.param

@@ -50,7 +50,7 @@ def test_bp_order_edge_cases():
 
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
-def test_reordered_index_returns_the_same_hits(real, dtype, tmp_path):
+def test_reordered_index_returns_the_same_hits(real, dtype, tmp_path, search_path):
     docs, queries, V = real
     rng = np.random.default_rng(5)
     coll = jittered(docs, 3000, rng)
@@ -88,7 +88,7 @@ def test_reordered_index_returns_the_same_hits(real, dtype, tmp_path):
             assert not set(h[0] for h in hits) & set(gone)
 
 
-def test_reordering_makes_the_bounds_prune(real):
+def test_reordering_makes_the_bounds_prune(real, search_path):
     """Clustered collection in arbitrary order: the bounds give up on most queries; reordered they prune."""
     docs, queries, V = real
     rng = np.random.default_rng(7)

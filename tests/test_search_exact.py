@@ -42,6 +42,12 @@ def csr_of(vecs, V):
     return indptr, ind, val
 
 
+@pytest.fixture(autouse=True)
+def both_paths(search_path):
+    """Every test here runs by blocks and by superblocks."""
+    return search_path
+
+
 def stored_matrix(idx: SparseIndex) -> sp.csr_matrix:
     ip, ind, val, _ = idx.to_csr()
     return sp.csr_matrix((val.astype(np.float64), ind, ip), shape=(len(ip) - 1, idx.vocab_size))
