@@ -338,7 +338,7 @@ class BlockMax:
         found: "Union[_QueryEntries, _BlockEntries]",
     ) -> Tuple[np.ndarray, np.ndarray]:
         """Exact scores of every document of the blocks ``sel`` (ascending block ids): (ordinals, scores);
-        ``sparse_entry``: the entries of the terms without a dense row in those blocks (from :meth:`expand`)."""
+        ``sparse_entry``: the entries of the terms without a dense row in those blocks (-1: none), per term."""
         b = self.block_size
         n_sel = sel.size
         # entry of every (query term, selected block), -1 where the term is not in the block; term-major, so the
