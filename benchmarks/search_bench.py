@@ -77,6 +77,19 @@ class Contestant:
         self.out: List[Tuple[Sequence[int], Sequence[float]]] = []
 
 
+def timing_row(c: Contestant) -> Dict[str, Any]:
+    """A contestant's name, kind, query count and latency figures (ms)."""
+    return {
+        "name": c.name,
+        "exact": c.exact,
+        "queries": len(c.out),
+        "p50_ms": pct(c.lat, 50),
+        "p90_ms": pct(c.lat, 90),
+        "p99_ms": pct(c.lat, 99),
+        "mean_ms": float(np.mean(c.lat) * 1000),
+    }
+
+
 def run_interleaved(contestants: List[Contestant], nq: int, reps: int = 1) -> None:
     for c in contestants:  # warm-up (page-in, lazy structures)
         for i in range(min(3, nq)):
@@ -280,14 +293,8 @@ def main(argv=None) -> Dict[str, Any]:
     for c in cs:
         n = len(c.out)
         rows.append(
-            {
-                "name": c.name,
-                "exact": c.exact,
-                "queries": n,
-                "p50_ms": pct(c.lat, 50),
-                "p90_ms": pct(c.lat, 90),
-                "p99_ms": pct(c.lat, 99),
-                "mean_ms": float(np.mean(c.lat) * 1000),
+            timing_row(c)
+            | {
                 "identical_top10": exact_agree(c.out, ref[:n]),
                 "recall@10_vs_exact": recall([o[0] for o in c.out], [r[0] for r in ref[:n]]),
                 "note": c.note,

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus_gen  # noqa: E402
-from search_bench import Contestant, exact_agree, pct, recall, rss_gb, run_interleaved  # noqa: E402
+from search_bench import Contestant, exact_agree, recall, rss_gb, run_interleaved, timing_row  # noqa: E402
 
 from splade_onnx import SparseIndex, SparseVector  # noqa: E402
 
@@ -220,14 +220,8 @@ def cmd_bench(args: argparse.Namespace) -> Dict[str, Any]:
     for c in cs:
         n = len(c.out)
         rows.append(
-            {
-                "name": c.name,
-                "exact": c.exact,
-                "queries": n,
-                "p50_ms": pct(c.lat, 50),
-                "p90_ms": pct(c.lat, 90),
-                "p99_ms": pct(c.lat, 99),
-                "mean_ms": float(np.mean(c.lat) * 1000),
+            timing_row(c)
+            | {
                 "identical_top10_vs_brute_force": exact_agree(c.out, ref[:n]),
                 "recall@10_vs_brute_force": recall([o[0] for o in c.out], [r[0] for r in ref[:n]]),
             }
