@@ -16,7 +16,8 @@ and the exhaustive scan with the real SciFact queries; brute force is scipy's fl
 time, over the stored (dequantized) weights.
 
 The steps can run in two processes at once (``shards --step generate`` and ``shards --step index``; the second
-waits for each shard's corpus).
+waits for each shard's corpus), and more index processes beside them (``--reverse``): a process claims a shard with a
+``shard-J.claim`` file first (after an interrupted run, delete the claims of shards without an ``index.json``).
 """
 
 from __future__ import annotations
