@@ -10,6 +10,8 @@ equals one built in process from the same vectors (same ids, order, vectors and 
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
 from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
@@ -199,8 +201,6 @@ def merge_saved(
     kept, since documents stay in place). Peak memory: about ``chunk`` postings, the ids, the block structure being
     built. Returns ``out``.
     """
-    import uuid
-
     if not paths:
         raise ValueError("merge_saved needs at least one saved index")
     indexes = [cls.load(p, mmap=True) for p in paths]
@@ -274,8 +274,6 @@ def merge_saved(
         merged.save(out)
         del merged, docs, weights, docs_file, weights_file
     finally:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
     return out
 
