@@ -285,7 +285,7 @@ def test_superblock_and_block_bounds_hold(real, dtype):
         per_block = np.zeros(bm.n_blocks * bm.block_size)
         per_block[:n] = exact
         block_best = per_block.reshape(bm.n_blocks, bm.block_size).max(axis=1)
-        found = bm.query_entries(terms, qw)
+        found = bm.superblock_entries(terms, qw)
         super_best = np.zeros(sup.n_super * SUPER)
         super_best[: bm.n_blocks] = block_best
         assert np.all(found.sub >= super_best.reshape(sup.n_super, SUPER).max(axis=1))

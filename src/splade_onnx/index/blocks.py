@@ -253,8 +253,8 @@ class BlockMax:
             self._entry_map = emap
         return emap
 
-    def query_entries(self, terms: np.ndarray, qw: np.ndarray) -> "_QueryEntries":
-        """Per query, once: where each query term's entries are, and its superblock bounds."""
+    def superblock_entries(self, terms: np.ndarray, qw: np.ndarray) -> "_SuperblockEntries":
+        """Per query, for :meth:`search_superblocks`: where each query term's entries are, and every superblock's bound."""
         sup = self.superblocks()
         rows = np.asarray(self.dense_row)[terms]
         dense_at = np.flatnonzero(rows >= 0)
@@ -276,7 +276,7 @@ class BlockMax:
             w = np.asarray(sup.maxes[e_sb]) * qw[sparse_at].astype(np.float32)[rank]
             sub += np.bincount(sb_of, weights=w, minlength=sup.n_super).astype(np.float32)
         sub *= slack
-        return _QueryEntries(
+        return _SuperblockEntries(
             dense_at,
             rows[dense_at],
             sparse_at,
@@ -290,7 +290,7 @@ class BlockMax:
         )
 
     def expand(
-        self, take: np.ndarray, qw: np.ndarray, found: "_QueryEntries"
+        self, take: np.ndarray, qw: np.ndarray, found: "_SuperblockEntries"
     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The blocks of the superblocks ``take`` (ascending): (block ids, their bounds as float32, and for each
         term without a dense row its entry in each block, -1 where it has none: [sparse terms, blocks])."""
@@ -335,7 +335,7 @@ class BlockMax:
         docs: np.ndarray,
         weights: np.ndarray,
         dequant: Optional[float],
-        found: "Union[_QueryEntries, _BlockEntries]",
+        found: "Union[_SuperblockEntries, _BlockEntries]",
     ) -> Tuple[np.ndarray, np.ndarray]:
         """Exact scores of every document of the blocks ``sel`` (ascending block ids): (ordinals, scores);
         ``sparse_entry``: the entries of the terms without a dense row in those blocks (-1: none), per term."""
@@ -502,7 +502,7 @@ class BlockMax:
         query (documents in an order where blocks are not coherent) and the caller's exhaustive scan is cheaper.
         The approximate mode gives up the same way, so it is never much slower than the exact search (and then
         exact)."""
-        found = self.query_entries(terms, qw)
+        found = self.superblock_entries(terms, qw)
         sub = found.sub
         cand = np.flatnonzero(sub > 0)
         ords, scores = seed
@@ -564,7 +564,7 @@ class _BlockEntries(NamedTuple):
     keys: np.ndarray
 
 
-class _QueryEntries(NamedTuple):
+class _SuperblockEntries(NamedTuple):
     """A query's terms split by how their block entries are found: ``dense_at`` (positions in the query) through
     the dense rows ``dense_rows`` (bounds) and the entry map (scoring); ``sparse_at`` through their superblock
     entries ``e_sb`` (of the ``rank``-th such term, in superblock ``sb_of``), their block entries ending before ``hi``.
