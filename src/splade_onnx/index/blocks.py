@@ -254,7 +254,7 @@ class BlockMax:
         return emap
 
     def superblock_entries(self, terms: np.ndarray, qw: np.ndarray) -> "_SuperblockEntries":
-        """Per query, for :meth:`search_superblocks`: where each query term's entries are, and every superblock's bound."""
+        """Per query, for :meth:`search_superblocks`: where each term's entries are; every superblock's bound."""
         sup = self.superblocks()
         rows = np.asarray(self.dense_row)[terms]
         dense_at = np.flatnonzero(rows >= 0)
