@@ -116,7 +116,8 @@ def test_reordering_makes_the_bounds_prune(real, search_path):
     gave_up_arbitrary, _ = scored(arbitrary)
     gave_up_reordered, blocks_reordered = scored(reordered)
     assert gave_up_reordered <= 0.1 and gave_up_arbitrary >= 0.5, (gave_up_arbitrary, gave_up_reordered)
-    assert blocks_reordered < 0.1 * reordered.search_stats(real_queries[0], k=10)["blocks"]
+    # blocks scored per query: by blocks ~8% of the 500, by superblocks ~10% (its first rounds take whole superblocks)
+    assert blocks_reordered < 0.15 * reordered.search_stats(real_queries[0], k=10)["blocks"]
     for q in real_queries:
         same(reordered.search(q, k=10), arbitrary.search(q, k=10))
 

@@ -354,17 +354,23 @@ class BlockMax:
         e = flat[at]
         starts = np.asarray(self.tb_start[e])
         lens = np.asarray(self.tb_start[e + 1]) - starts
-        idx = ranges(starts, starts + lens)
-        w = np.asarray(weights[idx]).astype(np.float64)
-        if dequant is not None:
-            w *= dequant
-        w *= np.repeat(qw[at // n_sel].astype(np.float64), lens)
-        slot = np.repeat(at % n_sel, lens)
-        # each posting's place in its block; it must lie in the block it is filed under
-        off = np.asarray(docs[idx]) - (sel << self.shift)[slot]
-        if off.size and (int(off.min()) < 0 or int(off.max()) >= b):
+        slot = at % n_sel
+        # a term's ordinals ascend, so an entry's first and last postings bound all of its postings: each must lie
+        # in the block the entry is filed under (checked per entry, not per posting)
+        first = np.asarray(docs[starts]) >> self.shift
+        last = np.asarray(docs[starts + np.maximum(lens, 1) - 1]) >> self.shift
+        if int(lens.min()) < 1 or np.any(first != sel[slot]) or np.any(last != sel[slot]):
             raise IndexFileError("postings hold a document ordinal outside its block: the index is corrupt")
-        sc = np.bincount(slot * b + off, weights=w, minlength=n_sel * b)
+        idx = ranges(starts, starts + lens)
+        q = np.repeat(qw[at // n_sel].astype(np.float64), lens)
+        if dequant is not None:  # (w * dequant) * q, as the exhaustive scan computes it
+            w = np.multiply(np.asarray(weights[idx]), dequant, dtype=np.float64)
+            w *= q
+        else:
+            w = np.multiply(np.asarray(weights[idx]), q, dtype=np.float64)
+        # each posting's place among the selected blocks' documents: slot * b + ordinal - block start
+        local = np.asarray(docs[idx]) + np.repeat(slot * b - (sel[slot] << self.shift), lens)
+        sc = np.bincount(local, weights=w, minlength=n_sel * b)
         nz = np.flatnonzero(sc > 0)
         ords = sel[nz // b].astype(np.int64) * b + nz % b
         return ords, sc[nz]
@@ -413,43 +419,50 @@ class BlockMax:
         blocks, then ``grow`` times more each round) until no block's bound reaches the threshold; gives up when
         after the first round more than ``give_up`` of the blocks still can."""
         found = self.block_entries(terms)
-        ub = self.block_bounds_all(qw, found)
-        cand = np.flatnonzero(ub > 0)
+        ub = self.block_bounds_all(qw, found)  # a block's bound is set to 0 once it is scored
         ords, scores = seed
         theta = _kth(scores, k)
         done = rounds = 0
         batch = first
-        while cand.size:
-            live = cand[ub[cand] * accuracy >= theta] if theta > 0 else cand
+        while True:
+            live = np.flatnonzero(ub * accuracy >= theta) if theta > 0 else np.flatnonzero(ub > 0)
+            if rounds == 1 and give_up < 1 and theta > 0 and live.size > give_up * self.n_blocks:
+                return None, scores, self._info(done, rounds, self.n_blocks, gave_up=True)
             if live.size == 0:
                 break
-            if live.size > batch:
-                part = np.argpartition(-ub[live], batch - 1)
-                sel, cand = np.sort(live[part[:batch]]), live[part[batch:]]
+            if live.size > batch:  # the `batch` best bounds
+                sel = np.sort(live[np.argpartition(ub[live], live.size - batch)[live.size - batch :]])
             else:
-                sel, cand = np.sort(live), live[:0]
+                sel = live
             o, s = self.score_blocks(sel, self._sparse_entries(sel, found), terms, qw, docs, weights, dequant, found)
             ords, scores, theta = _merge_candidates(ords, scores, o, s, alive, k)
+            ub[sel] = 0
             done += sel.size
             rounds += 1
             batch *= grow
-            if rounds == 1 and give_up < 1 and theta > 0:
-                if np.count_nonzero(ub[cand] * accuracy >= theta) > give_up * self.n_blocks:
-                    return None, scores, self._info(done, rounds, self.n_blocks, gave_up=True)
         return ords, scores, self._info(done, rounds, self.n_blocks, gave_up=False)
 
     def block_entries(self, terms: np.ndarray) -> "_BlockEntries":
-        """Per query, for :meth:`search_blocks`: the terms without a dense row, their block entries and search keys
-        ``rank * n_blocks + block`` (ascending)."""
+        """Per query, for :meth:`search_blocks`: the terms without a dense row, their block entries (copied term by
+        term: contiguous slices) and search keys ``rank * n_blocks + block`` (ascending)."""
         rows = np.asarray(self.dense_row)[terms]
         dense_at = np.flatnonzero(rows >= 0)
         sparse_at = np.flatnonzero(rows < 0)
         t = terms[sparse_at]
         lo, hi = self.tb_indptr[t], self.tb_indptr[t + 1]
-        entries = ranges(lo, hi)
-        blocks = np.asarray(self.tb_block[entries]).astype(np.int64)
-        keys = np.repeat(np.arange(sparse_at.size, dtype=np.int64), hi - lo) * self.n_blocks + blocks
-        return _BlockEntries(dense_at, rows[dense_at], sparse_at, hi - lo, entries, blocks, keys)
+        counts = hi - lo
+        spans = list(zip(lo.tolist(), hi.tolist()))
+        if spans:
+            blocks = np.concatenate([self.tb_block[a:b] for a, b in spans])
+            maxes = np.concatenate([self.tb_max[a:b] for a, b in spans])
+        else:
+            blocks, maxes = np.zeros(0, np.int32), np.zeros(0, np.uint8)
+        # the entry at position p of the copies, of the rank-th term, is p + first[rank]
+        first = lo - (np.cumsum(counts) - counts)
+        keys = blocks.astype(np.int64)
+        keys += np.repeat(np.arange(sparse_at.size, dtype=np.int64) * self.n_blocks, counts)
+        slot = np.full(self.n_blocks, -1, np.int32)
+        return _BlockEntries(dense_at, rows[dense_at], sparse_at, counts, first, blocks, maxes, keys, slot)
 
     def block_bounds_all(self, qw: np.ndarray, found: "_BlockEntries") -> np.ndarray:
         """Upper bound of every block's score for the query (float32[n_blocks])."""
@@ -459,8 +472,8 @@ class BlockMax:
             for r, q in zip(found.dense_rows.tolist(), qw[found.dense_at].tolist(), strict=True):
                 np.multiply(self.dense[r], np.float32(q), out=row)
                 ub += row
-        if found.entries.size:
-            w = np.asarray(self.tb_max[found.entries]) * np.repeat(qw[found.sparse_at].astype(np.float32), found.counts)
+        if found.blocks.size:
+            w = found.maxes * np.repeat(qw[found.sparse_at].astype(np.float32), found.counts)
             ub += np.bincount(found.blocks, weights=w, minlength=self.n_blocks).astype(np.float32)
         ub *= self._slack(qw)
         return ub
@@ -468,11 +481,24 @@ class BlockMax:
     def _sparse_entries(self, sel: np.ndarray, found: "_BlockEntries") -> np.ndarray:
         """[terms without a dense row, blocks ``sel``]: each one's entry in each block, -1 where it has none."""
         m = found.sparse_at.size
+        out = np.full((m, sel.size), -1, np.int64)
         if not found.keys.size:
-            return np.full((m, sel.size), -1, np.int64)
-        probe = (np.arange(m, dtype=np.int64)[:, None] * self.n_blocks + sel[None, :]).ravel()
-        pos = np.minimum(np.searchsorted(found.keys, probe), found.keys.size - 1)
-        return np.where(found.keys[pos] == probe, found.entries[pos], -1).reshape(m, sel.size)
+            return out
+        if m * sel.size * 8 < found.keys.size:  # few probes: search them in the query's sorted keys
+            probe = (np.arange(m, dtype=np.int64)[:, None] * self.n_blocks + sel[None, :]).ravel()
+            pos = np.minimum(np.searchsorted(found.keys, probe), found.keys.size - 1)
+            hit = np.flatnonzero(found.keys[pos] == probe)
+            pos = pos[hit]
+            out.ravel()[hit] = pos + found.first[found.keys[pos] // self.n_blocks]
+            return out
+        # many: one pass over the query's entries, each looking up its block's place in ``sel``
+        found.slot[sel] = np.arange(sel.size, dtype=np.int32)
+        at = found.slot[found.blocks]
+        found.slot[sel] = -1
+        pos = np.flatnonzero(at >= 0)
+        rank = found.keys[pos] // self.n_blocks
+        out[rank, at[pos]] = pos + found.first[rank]
+        return out
 
     def _slack(self, qw: np.ndarray) -> np.float32:
         # bounds are float32 sums of n rounded-up terms, within n * 2**-24 (relative) of the exact sum: widen them
@@ -552,16 +578,19 @@ class BlockMax:
 
 class _BlockEntries(NamedTuple):
     """A query's terms for :meth:`BlockMax.search_blocks`: ``dense_at`` (positions in the query) with dense rows
-    ``dense_rows``; ``sparse_at`` with ``counts`` block entries each, ``entries`` (their ``blocks``), searched by
-    ``keys``."""
+    ``dense_rows``; ``sparse_at`` with ``counts`` block entries each, copied in query order: their ``blocks`` and
+    ``maxes``, the entry at position ``p`` of the copies (of the ``rank``-th such term) being ``p + first[rank]``;
+    ``keys`` (``rank * n_blocks + block``, ascending) to search them. ``slot``: scratch, -1 per block."""
 
     dense_at: np.ndarray
     dense_rows: np.ndarray
     sparse_at: np.ndarray
     counts: np.ndarray
-    entries: np.ndarray
+    first: np.ndarray
     blocks: np.ndarray
+    maxes: np.ndarray
     keys: np.ndarray
+    slot: np.ndarray
 
 
 class _SuperblockEntries(NamedTuple):
