@@ -294,3 +294,74 @@ def test_superblock_and_block_bounds_hold(real, dtype):
         assert not ub[bm.n_blocks :].any()
         ub = ub[: bm.n_blocks]
         assert np.all(ub >= block_best) and np.all((ub > 0) >= (block_best > 0))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_screened_rounds_keep_every_document_that_can_reach_the_threshold(real, long_queries, dtype):
+    """A long query's round screened by its heaviest terms drops blocks, but never one holding a document that
+    reaches the threshold; the documents kept have the scores of the unscreened round, bit for bit."""
+    from splade_onnx.index.blocks import SCREEN_MIN_TERMS
+
+    docs, queries, V = real
+    rng = np.random.default_rng(5)
+    idx = SparseIndex.from_vectors(jittered(docs, 4000, rng), vocab_size=V, dtype=dtype)
+    idx.build_blocks(16)
+    bm, seg = idx._block_index(), idx._segments[0]
+    deq = float(idx.scale or 0.0) if dtype == "uint8" else None
+    long_queries = [q for q in long_queries if len(q.indices) >= SCREEN_MIN_TERMS]
+    assert len(long_queries) >= 10
+    dropped = 0
+    for q in long_queries:
+        terms, qw = idx._query(q, None)
+        found = bm.block_entries(terms)
+        ub = bm.block_bounds_all(qw, found)
+        sel = np.flatnonzero(ub > 0)
+        entries = bm._sparse_entries(sel, found)
+        ords, scores, n = bm.score_blocks(sel, entries, terms, qw, seg.docs, seg.weights, deq, found)
+        assert n == sel.size
+        for rank in (1, 10, 100):
+            theta = float(np.sort(scores)[-rank])
+            o, s, n = bm.score_blocks(sel, entries, terms, qw, seg.docs, seg.weights, deq, found, theta, ub[sel])
+            kept = dict(zip(o.tolist(), s.tolist(), strict=True))
+            reach = scores >= theta
+            assert all(kept.get(d) == x for d, x in zip(ords[reach].tolist(), scores[reach].tolist(), strict=True))
+            dropped += sel.size - n
+    assert dropped > 0
+
+
+@pytest.fixture(scope="module")
+def long_queries(tiny_artifact, scifact_texts):
+    """Queries as long as real SciFact ones (10-120 terms): the first sentences of 30 documents encoded as queries."""
+    from splade_onnx import Expander
+
+    return Expander(tiny_artifact).encode_queries([t.split(".")[0] for t in scifact_texts[::8]], max_length=64)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_long_queries_on_reordered_blocks_equal_exhaustive_with_screened_rounds(real, long_queries, dtype):
+    """Clustered documents, reordered: long queries prune, their large rounds are screened (blocks dropped), and
+    the hits equal the exhaustive search's bit for bit and brute force's."""
+    docs, _, V = real
+    rng = np.random.default_rng(11)
+    coll = []
+    for v in docs[:150]:  # 150 real documents, 30 variants of each, shuffled
+        for _ in range(30):
+            keep = rng.random(v.indices.size) < 0.7
+            coll.append(
+                SparseVector(v.indices[keep], (v.values[keep] * rng.lognormal(0, 0.15, keep.sum())).astype(np.float32))
+            )
+    coll = [coll[i] for i in rng.permutation(len(coll))]
+    ids = list(range(len(coll)))
+    idx = SparseIndex.from_vectors(coll, ids, vocab_size=V, dtype=dtype)
+    idx.build_blocks(16, reorder=True)
+    D = stored_matrix(idx)
+    row_ids = idx.to_csr()[3]  # the documents in their new order
+    alive = np.ones(len(coll), bool)
+    dropped = 0
+    for q in long_queries:
+        for k in (10, 50):
+            hits = idx.search(q, k=k)
+            assert hits == idx.search(q, k=k, exhaustive=True)
+            same(hits, brute(D, row_ids, alive, q, k))
+        dropped += idx.search_stats(q, k=10)["blocks_dropped"]
+    assert dropped > 0

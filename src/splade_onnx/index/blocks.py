@@ -16,6 +16,10 @@ Search (``BlockMax.search``), two ways with the same results, chosen by the numb
   every superblock's bound, then take superblocks in rounds, heaviest bound first; a round computes the bounds of
   the blocks of its superblocks only and scores those that can still reach the threshold.
 
+A long query's large round is screened first: its heaviest terms' postings in the round's blocks are scored, and a
+block is dropped when its best partial score plus the rest of its bound (the bound less those terms' block maxima)
+is below ``theta``; the blocks kept are scored in full, so the scores do not change.
+
 After each round ``theta`` is the k-th best exact score seen; a block or superblock whose bound is below ``theta``
 cannot hold a top-k document (nor tie with one), so the search ends when none left reaches it. The result is the
 exhaustive search's, bit for bit: a block is scored by gathering exactly the query terms' postings of its
@@ -39,6 +43,12 @@ from splade_onnx.errors import IndexFileError
 _SLACK = 1.0 + 1e-5
 SUPER = 8  # blocks per superblock (a power of two)
 SUPERBLOCKS_MIN_BLOCKS = 1 << 18  # from this many blocks on, search by superblocks (see BlockMax.search)
+# a round of at least SCREEN_MIN_BLOCKS blocks of a query of at least SCREEN_MIN_TERMS terms is screened by its
+# SCREEN_HEAVY_TERMS heaviest terms first (see BlockMax.score_blocks)
+SCREEN_HEAVY_TERMS = 12
+SCREEN_MIN_TERMS = 24
+SCREEN_MIN_BLOCKS = 16
+SCREEN_HEAVY_DIV = 4
 _SUPER_SHIFT = SUPER.bit_length() - 1
 
 
@@ -336,21 +346,72 @@ class BlockMax:
         weights: np.ndarray,
         dequant: Optional[float],
         found: "Union[_SuperblockEntries, _BlockEntries]",
-    ) -> Tuple[np.ndarray, np.ndarray]:
-        """Exact scores of every document of the blocks ``sel`` (ascending block ids): (ordinals, scores);
-        ``sparse_entry``: the entries of the terms without a dense row in those blocks (-1: none), per term."""
-        b = self.block_size
-        n_sel = sel.size
+        theta: float = 0.0,
+        bounds: Optional[np.ndarray] = None,
+        accuracy: float = 1.0,
+    ) -> Tuple[np.ndarray, np.ndarray, int]:
+        """Exact scores of the documents of the blocks ``sel`` (ascending block ids): (ordinals, scores, blocks
+        scored); ``sparse_entry``: the entries of the terms without a dense row in those blocks (-1: none), per term.
+
+        With a threshold ``theta`` > 0 and the blocks' ``bounds``, a long query's large round is screened first
+        (:meth:`_screen`): the blocks that cannot reach ``theta`` are dropped without reading their other postings;
+        the documents of every block scored are scored in full, so the scores do not change."""
         # entry of every (query term, selected block), -1 where the term is not in the block; term-major, so the
         # postings are summed per document in query term order, as the exhaustive scan does
-        entry = np.full((terms.size, n_sel), -1, np.int64)
+        entry = np.full((terms.size, sel.size), -1, np.int64)
         if found.dense_at.size:
             entry[found.dense_at] = self.entry_map()[found.dense_rows[:, None], sel[None, :]]
         entry[found.sparse_at] = sparse_entry
+        if theta > 0 and bounds is not None and terms.size >= SCREEN_MIN_TERMS and sel.size >= SCREEN_MIN_BLOCKS:
+            keep = self._screen(sel, entry, qw, docs, weights, dequant, theta, bounds, accuracy)
+            sel, entry = sel[keep], entry[:, keep]
+        sc = self._sum_postings(sel, entry, qw, docs, weights, dequant)
+        nz = np.flatnonzero(sc > 0)
+        b = self.block_size
+        return sel[nz // b].astype(np.int64) * b + nz % b, sc[nz], int(sel.size)
+
+    def _screen(
+        self,
+        sel: np.ndarray,
+        entry: np.ndarray,
+        qw: np.ndarray,
+        docs: np.ndarray,
+        weights: np.ndarray,
+        dequant: Optional[float],
+        theta: float,
+        bounds: np.ndarray,
+        accuracy: float,
+    ) -> np.ndarray:
+        """Which of the blocks ``sel`` can still reach ``theta``: score the ``SCREEN_HEAVY_TERMS`` heaviest query
+        terms' postings only; a document's score is at most its partial score plus the block's bound less what
+        those terms contribute to it (their block maxima, summed in float64 and rounded down)."""
+        h = max(SCREEN_HEAVY_TERMS, qw.size // SCREEN_HEAVY_DIV)
+        heavy = np.sort(np.argpartition(-qw, h - 1)[:h])
+        eh = entry[heavy]
+        part = self._sum_postings(sel, eh, qw[heavy], docs, weights, dequant)
+        best = part.reshape(sel.size, self.block_size).max(axis=1)
+        mx = np.where(eh >= 0, np.asarray(self.tb_max[np.maximum(eh, 0)]), 0).astype(np.float64)
+        heavy_max = (qw[heavy].astype(np.float64) @ mx) * (self.bscale * (1 - 1e-9))
+        rest = np.maximum(bounds.astype(np.float64) - heavy_max, 0.0)
+        return np.flatnonzero((best * (1 + 1e-9) + rest) * accuracy >= theta)
+
+    def _sum_postings(
+        self,
+        sel: np.ndarray,
+        entry: np.ndarray,
+        qw: np.ndarray,
+        docs: np.ndarray,
+        weights: np.ndarray,
+        dequant: Optional[float],
+    ) -> np.ndarray:
+        """Per document of the blocks ``sel`` (block-major, ``block_size`` each), the sum of ``q * w`` over the
+        postings of the entries ``entry`` [terms, blocks] (-1: none), in float64, term by term in row order."""
+        b = self.block_size
+        n_sel = sel.size
         flat = entry.ravel()
         at = np.flatnonzero(flat >= 0)
         if at.size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float64)
+            return np.zeros(n_sel * b, np.float64)
         e = flat[at]
         starts = np.asarray(self.tb_start[e])
         lens = np.asarray(self.tb_start[e + 1]) - starts
@@ -370,10 +431,7 @@ class BlockMax:
             w = np.multiply(np.asarray(weights[idx]), q, dtype=np.float64)
         # each posting's place among the selected blocks' documents: slot * b + ordinal - block start
         local = np.asarray(docs[idx]) + np.repeat(slot * b - (sel[slot] << self.shift), lens)
-        sc = np.bincount(local, weights=w, minlength=n_sel * b)
-        nz = np.flatnonzero(sc > 0)
-        ords = sel[nz // b].astype(np.int64) * b + nz % b
-        return ords, sc[nz]
+        return np.bincount(local, weights=w, minlength=n_sel * b)
 
     def search(
         self,
@@ -422,25 +480,27 @@ class BlockMax:
         ub = self.block_bounds_all(qw, found)  # a block's bound is set to 0 once it is scored
         ords, scores = seed
         theta = _kth(scores, k)
-        done = rounds = 0
+        done = dropped = rounds = 0
         batch = first
         while True:
             live = np.flatnonzero(ub * accuracy >= theta) if theta > 0 else np.flatnonzero(ub > 0)
             if rounds == 1 and give_up < 1 and theta > 0 and live.size > give_up * self.n_blocks:
-                return None, scores, self._info(done, rounds, self.n_blocks, gave_up=True)
+                return None, scores, self._info(done, dropped, rounds, self.n_blocks, gave_up=True)
             if live.size == 0:
                 break
             if live.size > batch:  # the `batch` best bounds
                 sel = np.sort(live[np.argpartition(ub[live], live.size - batch)[live.size - batch :]])
             else:
                 sel = live
-            o, s = self.score_blocks(sel, self._sparse_entries(sel, found), terms, qw, docs, weights, dequant, found)
+            ent = self._sparse_entries(sel, found)
+            o, s, n = self.score_blocks(sel, ent, terms, qw, docs, weights, dequant, found, theta, ub[sel], accuracy)
             ords, scores, theta = _merge_candidates(ords, scores, o, s, alive, k)
             ub[sel] = 0
-            done += sel.size
+            done += n
+            dropped += sel.size - n
             rounds += 1
             batch *= grow
-        return ords, scores, self._info(done, rounds, self.n_blocks, gave_up=False)
+        return ords, scores, self._info(done, dropped, rounds, self.n_blocks, gave_up=False)
 
     def block_entries(self, terms: np.ndarray) -> "_BlockEntries":
         """Per query, for :meth:`search_blocks`: the terms without a dense row, their block entries (copied term by
@@ -533,7 +593,7 @@ class BlockMax:
         cand = np.flatnonzero(sub > 0)
         ords, scores = seed
         theta = _kth(scores, k)
-        done = bounded = rounds = 0
+        done = dropped = bounded = rounds = 0
         batch = max(1, min(first, self.n_blocks // 32) // SUPER)  # small collections: a first round of 1/32
         while cand.size:
             # the next superblocks, best bound first; those below the threshold cannot hold a top-k document
@@ -552,9 +612,12 @@ class BlockMax:
             batch *= grow
             if keep.size:
                 sel = blk[keep]
-                o, s = self.score_blocks(sel, sparse_entry[:, keep], terms, qw, docs, weights, dequant, found)
+                o, s, n = self.score_blocks(
+                    sel, sparse_entry[:, keep], terms, qw, docs, weights, dequant, found, theta, ub[keep], accuracy
+                )
                 ords, scores, theta = _merge_candidates(ords, scores, o, s, alive, k)
-                done += sel.size
+                done += n
+                dropped += sel.size - n
             if rounds == 2 and give_up < 1 and theta > 0 and cand.size:
                 # the blocks that could still reach the threshold, from the bounds of a sample of the superblocks
                 live = cand[sub[cand] * accuracy >= theta]
@@ -563,13 +626,14 @@ class BlockMax:
                     _, ub_s, _ = self.expand(sample, qw, found)
                     share = np.count_nonzero(ub_s * accuracy >= theta) / max(1, ub_s.size)
                     if share * live.size * SUPER > give_up * self.n_blocks:
-                        return None, scores, self._info(done, rounds, bounded, gave_up=True)
-        return ords, scores, self._info(done, rounds, bounded, gave_up=False)
+                        return None, scores, self._info(done, dropped, rounds, bounded, gave_up=True)
+        return ords, scores, self._info(done, dropped, rounds, bounded, gave_up=False)
 
-    def _info(self, scored: int, rounds: int, bounded: int, gave_up: bool) -> Dict[str, int]:
+    def _info(self, scored: int, dropped: int, rounds: int, bounded: int, gave_up: bool) -> Dict[str, int]:
         return {
             "blocks": int(self.n_blocks),
             "blocks_scored": scored,
+            "blocks_dropped": dropped,
             "blocks_bounded": bounded,
             "rounds": rounds,
             "gave_up": int(gave_up),

@@ -691,8 +691,17 @@ class SparseIndex:
     def search_stats(self, query: Any, k: int = 10, *, accuracy: float = 1.0) -> Dict[str, int]:
         """How the (pruned) search of one query went: ``blocks`` (0 when no block structure is in use),
         ``blocks_bounded`` (blocks whose own bound was computed: those of the superblocks taken), ``blocks_scored``,
-        ``rounds`` and ``gave_up`` (1 when the bounds could not prune and the exhaustive scan ran instead)."""
-        stats: Dict[str, int] = {"blocks": 0, "blocks_bounded": 0, "blocks_scored": 0, "rounds": 0, "gave_up": 0}
+        ``blocks_dropped`` (blocks taken in a round but dropped when the query's heaviest terms showed they cannot
+        reach the threshold), ``rounds`` and ``gave_up`` (1 when the bounds could not prune and the exhaustive scan
+        ran instead)."""
+        stats: Dict[str, int] = {
+            "blocks": 0,
+            "blocks_bounded": 0,
+            "blocks_scored": 0,
+            "blocks_dropped": 0,
+            "rounds": 0,
+            "gave_up": 0,
+        }
         self._search_one(query, int(k), None, float(accuracy), False, stats)
         return stats
 
