@@ -27,7 +27,7 @@ documents and summing ``q * w`` per document in the same term order, in float64,
 
 Approximate mode (one knob, ``accuracy`` in (0, 1]): a superblock or block is used only while ``bound * accuracy
 >= theta`` (``accuracy = 1`` is exact). Lower values skip those whose bound is only slightly above the current
-threshold. When after the first round (by superblocks: the second, estimated from a sample) more than a quarter of
+threshold. When after the second round (by superblocks: estimated from a sample) more than a quarter of
 the blocks could still reach the threshold, the query runs the exhaustive scan.
 """
 
@@ -271,9 +271,14 @@ class BlockMax:
         sparse_at = np.flatnonzero(rows < 0)
         t = terms[sparse_at]
         slo, shi = sup.indptr[t], sup.indptr[t + 1]
-        e_sb = ranges(slo, shi)
-        sb_of = np.asarray(sup.ids[e_sb]).astype(np.int64)
-        rank = np.repeat(np.arange(sparse_at.size, dtype=np.int64), shi - slo)
+        counts = shi - slo
+        spans = list(zip(slo.tolist(), shi.tolist()))  # copied term by term: contiguous slices
+        if spans:
+            sb_of = np.concatenate([sup.ids[a:b] for a, b in spans])
+            maxes = np.concatenate([sup.maxes[a:b] for a, b in spans])
+        else:
+            sb_of, maxes = np.zeros(0, np.int32), np.zeros(0, np.uint8)
+        rank = np.repeat(np.arange(sparse_at.size, dtype=np.int64), counts)
         # superblock bounds: a pass per dense row, one weighted count for the other terms' entries
         slack = self._slack(qw)
         sub = np.zeros(sup.n_super, np.float32)
@@ -282,8 +287,8 @@ class BlockMax:
             for r, q in zip(rows[dense_at].tolist(), qw[dense_at].tolist(), strict=True):
                 np.multiply(sup.dense[r], np.float32(q), out=row)
                 sub += row
-        if e_sb.size:
-            w = np.asarray(sup.maxes[e_sb]) * qw[sparse_at].astype(np.float32)[rank]
+        if sb_of.size:
+            w = maxes * np.repeat(qw[sparse_at].astype(np.float32), counts)
             sub += np.bincount(sb_of, weights=w, minlength=sup.n_super).astype(np.float32)
         sub *= slack
         return _SuperblockEntries(
@@ -291,7 +296,7 @@ class BlockMax:
             rows[dense_at],
             sparse_at,
             self.tb_indptr[t + 1],
-            e_sb,
+            slo - (np.cumsum(counts) - counts),
             rank,
             sb_of,
             np.full(sup.n_super, -1, np.int64),
@@ -301,9 +306,9 @@ class BlockMax:
 
     def expand(
         self, take: np.ndarray, qw: np.ndarray, found: "_SuperblockEntries"
-    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The blocks of the superblocks ``take`` (ascending): (block ids, their bounds as float32, and for each
-        term without a dense row its entry in each block, -1 where it has none: [sparse terms, blocks])."""
+    ) -> Tuple[np.ndarray, np.ndarray, Tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The blocks of the superblocks ``take`` (ascending): (block ids, their bounds as float32, and the entries of
+        the terms without a dense row in those blocks as (term rank, place in the block ids, entry) triples)."""
         sup = self.superblocks()
         n_take = take.size
         blk = (take[:, None] * SUPER + np.arange(SUPER)).ravel()  # past n_blocks in a partial last superblock: ub 0
@@ -314,27 +319,42 @@ class BlockMax:
             for row, q in zip(rows, qw[found.dense_at].tolist(), strict=True):
                 np.multiply(row, np.float32(q), out=part)
                 ub += part
-        m = found.sparse_at.size
-        entry = np.full((m, blk.size), -1, np.int64)
-        if found.e_sb.size:
+        none = np.zeros(0, np.int64)
+        cells = (none, none, none)
+        if found.sb_of.size:
             found.slot[take] = np.arange(n_take)
             ti = found.slot[found.sb_of]  # each of the query's superblock entries: its place in take, or -1
             found.slot[take] = -1
             hit = np.flatnonzero(ti >= 0)
             if hit.size:
-                e = found.e_sb[hit]
                 r, ti = found.rank[hit], ti[hit]
+                e = hit + found.first[r]
                 st = np.asarray(sup.start[e]).astype(np.int64)
                 en = np.minimum(np.asarray(sup.start[e + 1]).astype(np.int64), found.hi[r])
                 n = en - st
                 idx = ranges(st, en)  # the block entries of (term, superblock)
                 r, ti = np.repeat(r, n), np.repeat(ti, n)
                 local = ti * SUPER + (np.asarray(self.tb_block[idx]) & (SUPER - 1))
-                entry[r, local] = idx
                 w = np.asarray(self.tb_max[idx]) * qw[found.sparse_at].astype(np.float32)[r]
                 ub += np.bincount(local, weights=w, minlength=blk.size).astype(np.float32)
+                cells = (r, local, idx)
         ub *= found.slack
-        return blk, ub, entry
+        return blk, ub, cells
+
+    @staticmethod
+    def kept_entries(
+        n_terms: int, keep: np.ndarray, n_blocks: int, cells: Tuple[np.ndarray, np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        """[terms without a dense row, blocks ``keep`` of an :meth:`expand`'s ``n_blocks``]: each one's entry in each
+        block, -1 where it has none, from that expand's (term rank, place, entry) triples ``cells``."""
+        r, local, idx = cells
+        place = np.full(n_blocks, -1, np.int64)
+        place[keep] = np.arange(keep.size)
+        p = place[local]
+        ok = np.flatnonzero(p >= 0)
+        out = np.full((n_terms, keep.size), -1, np.int64)
+        out[r[ok], p[ok]] = idx[ok]
+        return out
 
     def score_blocks(
         self,
@@ -475,7 +495,8 @@ class BlockMax:
     ) -> Tuple[Optional[np.ndarray], np.ndarray, Dict[str, int]]:
         """:meth:`search` by the bounds of every block: blocks are scored best bound first in rounds (``first``
         blocks, then ``grow`` times more each round) until no block's bound reaches the threshold; gives up when
-        after the first round more than ``give_up`` of the blocks still can."""
+        after the second round more than ``give_up`` of the blocks still can (a first round of 16 blocks can leave a
+        low threshold; screened rounds make the second one cheap)."""
         found = self.block_entries(terms)
         ub = self.block_bounds_all(qw, found)  # a block's bound is set to 0 once it is scored
         ords, scores = seed
@@ -484,7 +505,7 @@ class BlockMax:
         batch = first
         while True:
             live = np.flatnonzero(ub * accuracy >= theta) if theta > 0 else np.flatnonzero(ub > 0)
-            if rounds == 1 and give_up < 1 and theta > 0 and live.size > give_up * self.n_blocks:
+            if rounds == 2 and give_up < 1 and theta > 0 and live.size > give_up * self.n_blocks:
                 return None, scores, self._info(done, dropped, rounds, self.n_blocks, gave_up=True)
             if live.size == 0:
                 break
@@ -605,16 +626,16 @@ class BlockMax:
                 take, cand = np.sort(live[part[:batch]]), live[part[batch:]]
             else:
                 take, cand = np.sort(live), live[:0]
-            blk, ub, sparse_entry = self.expand(take, qw, found)
+            blk, ub, cells = self.expand(take, qw, found)
             bounded += blk.size
             keep = np.flatnonzero((ub * accuracy >= theta) & (ub > 0))
             rounds += 1
             batch *= grow
             if keep.size:
                 sel = blk[keep]
-                o, s, n = self.score_blocks(
-                    sel, sparse_entry[:, keep], terms, qw, docs, weights, dequant, found, theta, ub[keep], accuracy
-                )
+                ent = self.kept_entries(found.sparse_at.size, keep, blk.size, cells)
+                bounds = ub[keep]
+                o, s, n = self.score_blocks(sel, ent, terms, qw, docs, weights, dequant, found, theta, bounds, accuracy)
                 ords, scores, theta = _merge_candidates(ords, scores, o, s, alive, k)
                 done += n
                 dropped += sel.size - n
@@ -660,7 +681,8 @@ class _BlockEntries(NamedTuple):
 class _SuperblockEntries(NamedTuple):
     """A query's terms split by how their block entries are found: ``dense_at`` (positions in the query) through
     the dense rows ``dense_rows`` (bounds) and the entry map (scoring); ``sparse_at`` through their superblock
-    entries ``e_sb`` (of the ``rank``-th such term, in superblock ``sb_of``), their block entries ending before ``hi``.
+    entries, copied in query order: the one at position ``p`` (of the ``rank[p]``-th such term, in superblock
+    ``sb_of[p]``) is ``p + first[rank[p]]``; their block entries end before ``hi``.
     ``slot``: scratch, -1 per superblock. ``sub``: every superblock's bound; ``slack``: the factor the bounds were
     widened by."""
 
@@ -668,7 +690,7 @@ class _SuperblockEntries(NamedTuple):
     dense_rows: np.ndarray
     sparse_at: np.ndarray
     hi: np.ndarray
-    e_sb: np.ndarray
+    first: np.ndarray
     rank: np.ndarray
     sb_of: np.ndarray
     slot: np.ndarray
