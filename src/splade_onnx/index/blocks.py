@@ -279,6 +279,7 @@ class BlockMax:
         else:
             sb_of, maxes = np.zeros(0, np.int32), np.zeros(0, np.uint8)
         rank = np.repeat(np.arange(sparse_at.size, dtype=np.int64), counts)
+        keys = rank * sup.n_super + sb_of  # ascending
         # superblock bounds: a pass per dense row, one weighted count for the other terms' entries
         slack = self._slack(qw)
         sub = np.zeros(sup.n_super, np.float32)
@@ -299,6 +300,7 @@ class BlockMax:
             slo - (np.cumsum(counts) - counts),
             rank,
             sb_of,
+            keys,
             np.full(sup.n_super, -1, np.int64),
             sub,
             slack,
@@ -322,12 +324,20 @@ class BlockMax:
         none = np.zeros(0, np.int64)
         cells = (none, none, none)
         if found.sb_of.size:
-            found.slot[take] = np.arange(n_take)
-            ti = found.slot[found.sb_of]  # each of the query's superblock entries: its place in take, or -1
-            found.slot[take] = -1
-            hit = np.flatnonzero(ti >= 0)
+            m = found.sparse_at.size
+            if m * n_take * 8 < found.sb_of.size:  # a small round: search its superblocks in the query's keys
+                probe = (np.arange(m, dtype=np.int64)[:, None] * sup.n_super + take[None, :]).ravel()
+                pos = np.minimum(np.searchsorted(found.keys, probe), found.keys.size - 1)
+                at = np.flatnonzero(found.keys[pos] == probe)
+                hit, ti = pos[at], at % n_take
+            else:  # a large one: one pass over the query's superblock entries
+                found.slot[take] = np.arange(n_take)
+                ti = found.slot[found.sb_of]  # each entry's place in take, or -1
+                found.slot[take] = -1
+                hit = np.flatnonzero(ti >= 0)
+                ti = ti[hit]
             if hit.size:
-                r, ti = found.rank[hit], ti[hit]
+                r = found.rank[hit]
                 e = hit + found.first[r]
                 st = np.asarray(sup.start[e]).astype(np.int64)
                 en = np.minimum(np.asarray(sup.start[e + 1]).astype(np.int64), found.hi[r])
@@ -682,7 +692,8 @@ class _SuperblockEntries(NamedTuple):
     """A query's terms split by how their block entries are found: ``dense_at`` (positions in the query) through
     the dense rows ``dense_rows`` (bounds) and the entry map (scoring); ``sparse_at`` through their superblock
     entries, copied in query order: the one at position ``p`` (of the ``rank[p]``-th such term, in superblock
-    ``sb_of[p]``) is ``p + first[rank[p]]``; their block entries end before ``hi``.
+    ``sb_of[p]``) is ``p + first[rank[p]]``, searched by ``keys`` (``rank * n_super + superblock``, ascending);
+    their block entries end before ``hi``.
     ``slot``: scratch, -1 per superblock. ``sub``: every superblock's bound; ``slack``: the factor the bounds were
     widened by."""
 
@@ -693,6 +704,7 @@ class _SuperblockEntries(NamedTuple):
     first: np.ndarray
     rank: np.ndarray
     sb_of: np.ndarray
+    keys: np.ndarray
     slot: np.ndarray
     sub: np.ndarray
     slack: np.float32
