@@ -3,6 +3,7 @@ git revision, on a saved index with blocks, query by query alternately in one pr
 machine), checking that both give the same top 10.
 
     python benchmarks/search_ab.py .cache/ix-1m-bp16b --base a1a822d --queries 300 [--path blocks|superblocks]
+    python benchmarks/search_ab.py .cache/ix-1m-bp16b --paths --queries 150   # this checkout: blocks vs superblocks
 
 The queries are the real SciFact test queries of the benchmark corpus (``benchmarks/corpus_gen.py``).
 """
@@ -56,15 +57,18 @@ def top10(res: Any) -> Any:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("index", help="a saved index with blocks (e.g. from search_bench.py --keep-index)")
-    ap.add_argument("--base", required=True, help="git revision to compare against")
+    ap.add_argument("--base", help="git revision to compare against")
+    ap.add_argument("--paths", action="store_true", help="compare this checkout's two search paths instead")
     ap.add_argument("--queries", type=int, default=300)
     ap.add_argument("--path", choices=["blocks", "superblocks"], default="blocks")
     args = ap.parse_args()
-    index = SparseIndex.load(args.index, mmap=args.path == "superblocks")
+    if bool(args.base) == args.paths:
+        ap.error("give --base REV or --paths")
+    index = SparseIndex.load(args.index, mmap=args.path == "superblocks" or args.paths)
     new = index._block_index()
     if new is None:
         raise SystemExit(f"{args.index} has no blocks")
-    base = blocks_module(args.base).BlockMax(new.block_size, new.n_docs, new.bscale, new.arrays)
+    base = new if args.paths else blocks_module(args.base).BlockMax(new.block_size, new.n_docs, new.bscale, new.arrays)
     seg = index._segments[0]
     dequant = float(index.scale or 0.0) if index.dtype == "uint8" else None
     ip, ind, val, _ = corpus_gen.real_vectors()["scifact-queries-test"]  # type: ignore[misc]
@@ -72,9 +76,12 @@ def main() -> None:
         (ind[ip[i] : ip[i + 1]].astype(np.int64), val[ip[i] : ip[i + 1]].astype(np.float64)) for i in range(len(ip) - 1)
     ]
     method = "search_superblocks" if args.path == "superblocks" else "search_blocks"
+    methods = (
+        {"base": "search_blocks", "this": "search_superblocks"} if args.paths else {"base": method, "this": method}
+    )
     for bm in (base, new):
         bm.entry_map()
-        if args.path == "superblocks":
+        if args.path == "superblocks" or args.paths:
             bm.superblocks()
     seed = (np.zeros(0, np.int64), np.zeros(0, np.float64))
     times: Dict[str, List[float]] = {"base": [], "this": []}
@@ -83,12 +90,13 @@ def main() -> None:
         pair = [("base", base), ("this", new)]
         for name, bm in pair if i % 2 else pair[::-1]:
             t = time.perf_counter()
-            res = getattr(bm, method)(terms, qw, 10, seg.docs, seg.weights, dequant, None, seed)
+            res = getattr(bm, methods[name])(terms, qw, 10, seg.docs, seg.weights, dequant, None, seed)
             times[name].append(time.perf_counter() - t)
             got[name] = top10(res)
         if got["base"] is not None and got["this"] is not None and got["base"] != got["this"]:
             raise SystemExit(f"query {i}: the top 10 differ")
-    print(f"{args.index}, {len(times['this'])} queries, by {args.path}; the same top 10 for every query")
+    what = "base = by blocks, this = by superblocks" if args.paths else f"by {args.path}"
+    print(f"{args.index}, {len(times['this'])} queries, {what}; the same top 10 for every query")
     for name, ts in times.items():
         ms = np.array(ts) * 1e3
         print(
