@@ -93,12 +93,13 @@ def scifact_reference(tiny_torch, scifact_texts):
 
 @pytest.fixture(scope="module")
 def real(tiny_artifact, scifact_texts):
-    """Search tests: real splade-tiny vectors of 400 SciFact documents and 40 queries (32 are first sentences)."""
+    """Search tests: real splade-tiny vectors of the 240 SciFact documents of ``scifact_texts`` and 38 queries: 30
+    documents' first sentences (10-120 terms, as long as real SciFact queries) and 8 short or odd ones."""
     from splade_onnx import Expander
 
     e = Expander(tiny_artifact)
-    docs = e.encode_documents(scifact_texts[:400], max_length=128)
-    qtexts = [t.split(".")[0] for t in scifact_texts[400:432]] + [
+    docs = e.encode_documents(scifact_texts, max_length=128)
+    qtexts = [t.split(".")[0] for t in scifact_texts[::8]] + [
         "stem cells and cancer",
         "vitamin D deficiency in children",
         "protein folding",
@@ -119,3 +120,19 @@ def search_path(request, monkeypatch):
 
     monkeypatch.setattr(blocks, "SUPERBLOCKS_MIN_BLOCKS", 0 if request.param == "superblocks" else 1 << 62)
     return request.param
+
+
+def clustered(docs: list, variants: int, rng) -> list:
+    """``variants`` variants of each document (70% of its terms kept, weights times a lognormal jitter), shuffled:
+    a collection of clusters in arbitrary order."""
+    import numpy as np
+
+    from splade_onnx import SparseVector
+
+    coll = []
+    for v in docs:
+        for _ in range(variants):
+            keep = rng.random(v.indices.size) < 0.7
+            jitter = rng.lognormal(0, 0.15, keep.sum())
+            coll.append(SparseVector(v.indices[keep], (v.values[keep] * jitter).astype(np.float32)))
+    return [coll[i] for i in rng.permutation(len(coll))]

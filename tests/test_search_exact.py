@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from splade_onnx import SparseIndex, SparseVector
 from splade_onnx.errors import IndexFileError
+from tests.conftest import clustered
 
 
 def brute(D: sp.csr_matrix, ids: list, alive: np.ndarray, q: SparseVector, k: int):
@@ -297,7 +298,7 @@ def test_superblock_and_block_bounds_hold(real, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
-def test_screened_rounds_keep_every_document_that_can_reach_the_threshold(real, long_queries, dtype):
+def test_screened_rounds_keep_every_document_that_can_reach_the_threshold(real, dtype):
     """A long query's round screened by its heaviest terms drops blocks, but never one holding a document that
     reaches the threshold; the documents kept have the scores of the unscreened round, bit for bit."""
     from splade_onnx.index.blocks import SCREEN_MIN_TERMS
@@ -308,7 +309,7 @@ def test_screened_rounds_keep_every_document_that_can_reach_the_threshold(real, 
     idx.build_blocks(16)
     bm, seg = idx._block_index(), idx._segments[0]
     deq = float(idx.scale or 0.0) if dtype == "uint8" else None
-    long_queries = [q for q in long_queries if len(q.indices) >= SCREEN_MIN_TERMS]
+    long_queries = [q for q in queries if len(q.indices) >= SCREEN_MIN_TERMS]
     assert len(long_queries) >= 10
     dropped = 0
     for q in long_queries:
@@ -329,28 +330,12 @@ def test_screened_rounds_keep_every_document_that_can_reach_the_threshold(real, 
     assert dropped > 0
 
 
-@pytest.fixture(scope="module")
-def long_queries(tiny_artifact, scifact_texts):
-    """Queries as long as real SciFact ones (10-120 terms): the first sentences of 30 documents encoded as queries."""
-    from splade_onnx import Expander
-
-    return Expander(tiny_artifact).encode_queries([t.split(".")[0] for t in scifact_texts[::8]], max_length=64)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
-def test_long_queries_on_reordered_blocks_equal_exhaustive_with_screened_rounds(real, long_queries, dtype):
+def test_long_queries_on_reordered_blocks_equal_exhaustive_with_screened_rounds(real, dtype):
     """Clustered documents, reordered: long queries prune, their large rounds are screened (blocks dropped), and
     the hits equal the exhaustive search's bit for bit and brute force's."""
-    docs, _, V = real
-    rng = np.random.default_rng(11)
-    coll = []
-    for v in docs[:150]:  # 150 real documents, 30 variants of each, shuffled
-        for _ in range(30):
-            keep = rng.random(v.indices.size) < 0.7
-            coll.append(
-                SparseVector(v.indices[keep], (v.values[keep] * rng.lognormal(0, 0.15, keep.sum())).astype(np.float32))
-            )
-    coll = [coll[i] for i in rng.permutation(len(coll))]
+    docs, queries, V = real
+    coll = clustered(docs[:150], 30, np.random.default_rng(11))
     ids = list(range(len(coll)))
     idx = SparseIndex.from_vectors(coll, ids, vocab_size=V, dtype=dtype)
     idx.build_blocks(16, reorder=True)
@@ -358,7 +343,7 @@ def test_long_queries_on_reordered_blocks_equal_exhaustive_with_screened_rounds(
     row_ids = idx.to_csr()[3]  # the documents in their new order
     alive = np.ones(len(coll), bool)
     dropped = 0
-    for q in long_queries:
+    for q in queries:
         for k in (10, 50):
             hits = idx.search(q, k=k)
             assert hits == idx.search(q, k=k, exhaustive=True)

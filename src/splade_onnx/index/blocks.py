@@ -43,8 +43,8 @@ from splade_onnx.errors import IndexFileError
 _SLACK = 1.0 + 1e-5
 SUPER = 8  # blocks per superblock (a power of two)
 SUPERBLOCKS_MIN_BLOCKS = 1 << 18  # from this many blocks on, search by superblocks (see BlockMax.search)
-# a round of at least SCREEN_MIN_BLOCKS blocks of a query of at least SCREEN_MIN_TERMS terms is screened by its
-# SCREEN_HEAVY_TERMS heaviest terms first (see BlockMax.score_blocks)
+# a round of at least SCREEN_MIN_BLOCKS blocks of a query of at least SCREEN_MIN_TERMS terms is screened first by its
+# max(SCREEN_HEAVY_TERMS, terms // SCREEN_HEAVY_DIV) heaviest terms (see BlockMax.score_blocks)
 SCREEN_HEAVY_TERMS = 12
 SCREEN_MIN_TERMS = 24
 SCREEN_MIN_BLOCKS = 16
@@ -412,10 +412,11 @@ class BlockMax:
         bounds: np.ndarray,
         accuracy: float,
     ) -> np.ndarray:
-        """Which of the blocks ``sel`` can still reach ``theta``: score the ``SCREEN_HEAVY_TERMS`` heaviest query
-        terms' postings only; a document's score is at most its partial score plus the block's bound less what
-        those terms contribute to it (their block maxima, summed in float64 and rounded down)."""
-        h = max(SCREEN_HEAVY_TERMS, qw.size // SCREEN_HEAVY_DIV)
+        """Which of the blocks ``sel`` can still reach ``theta``: score only the postings of the query's heaviest
+        terms (``SCREEN_HEAVY_TERMS``, or a ``SCREEN_HEAVY_DIV``-th of its terms if more); a document's score is at
+        most its partial score plus the block's bound less what those terms contribute to it (their block maxima,
+        summed in float64 and rounded down)."""
+        h = min(qw.size, max(SCREEN_HEAVY_TERMS, qw.size // SCREEN_HEAVY_DIV))
         heavy = np.sort(np.argpartition(-qw, h - 1)[:h])
         eh = entry[heavy]
         part = self._sum_postings(sel, eh, qw[heavy], docs, weights, dequant)
