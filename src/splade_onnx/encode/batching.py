@@ -14,6 +14,11 @@ import numpy as np
 
 # Peak bytes of the [tokens x vocab] logits of one onnxruntime run; batches are split to stay under it.
 DEFAULT_LOGITS_BUDGET_MB = 128
+# The default on CUDA: a GPU wants whole batches (on an H200, Expander.expand at batch 128 x 256 tokens ran at
+# 843 docs/s under 128 MB, which cuts that batch into runs of 4 rows, and at 1,619 under 4,096 MB, one run), and
+# the fused head never holds the whole product (bert-base shape, fp16, 128 x 256 in one run: 2.7 GB of GPU memory
+# for the whole process).
+CUDA_LOGITS_BUDGET_MB = 4096
 
 RunFn = Callable[[Dict[str, np.ndarray]], np.ndarray]
 

@@ -20,7 +20,7 @@ import numpy as np
 from splade_onnx.artifact.hub import resolve_model
 from splade_onnx.artifact.manifest import MODEL_NAME, TOKENIZER_NAME, Manifest, sha256_file
 from splade_onnx.encode import precut, pruning, roles, windows
-from splade_onnx.encode.batching import DEFAULT_LOGITS_BUDGET_MB
+from splade_onnx.encode.batching import CUDA_LOGITS_BUDGET_MB, DEFAULT_LOGITS_BUDGET_MB
 from splade_onnx.encode.session import ProviderSpec, SpladeSession
 from splade_onnx.encode.stream import expand_iter
 from splade_onnx.encode.tokenize import (
@@ -48,7 +48,8 @@ class Expander:
         threads: intra-op threads for onnxruntime (default: onnxruntime's choice, the physical cores).
         batch_size: texts per batch; batches are formed from texts of similar token length.
         logits_budget_mb: cap on the ``tokens x vocab`` float32 logits of one onnxruntime run; larger batches are
-            split so peak memory stays bounded whatever the batch size and length.
+            split so peak memory stays bounded whatever the batch size and length. Default: 128 MB on CPU, 4096 MB
+            when the session runs on CUDA (whole batches for the GPU; see ``batching.CUDA_LOGITS_BUDGET_MB``).
         verify: check ``model.onnx`` (and its external weights) against the manifest's sha256 at load.
         revision, cache_dir, local_files_only: passed to huggingface-hub for hub repo ids.
         prune: default pruning of every vector, e.g. ``("top_k", 64)``, ``"max_ratio=0.1"`` or OpenSearch's
@@ -85,7 +86,7 @@ class Expander:
         providers: Providers = None,
         threads: Optional[int] = None,
         batch_size: int = 32,
-        logits_budget_mb: float = DEFAULT_LOGITS_BUDGET_MB,
+        logits_budget_mb: Optional[float] = None,
         verify: bool = True,
         revision: Optional[str] = None,
         cache_dir: Optional[str] = None,
@@ -101,7 +102,6 @@ class Expander:
         self.path = resolve_model(model, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
         self.manifest = Manifest.read(self.path)
         self.batch_size = batch_size
-        self.logits_budget_bytes = int(logits_budget_mb * (1 << 20))
         model_path = os.path.join(self.path, self.manifest.files.get("model", MODEL_NAME))
         tok_path = os.path.join(self.path, self.manifest.files.get("tokenizer", TOKENIZER_NAME))
         data_name = self.manifest.files.get("model_data")
@@ -130,6 +130,9 @@ class Expander:
             check_digests()
             raise
         check_digests()
+        if logits_budget_mb is None:
+            logits_budget_mb = CUDA_LOGITS_BUDGET_MB if self._session.device == "cuda" else DEFAULT_LOGITS_BUDGET_MB
+        self.logits_budget_bytes = int(logits_budget_mb * (1 << 20))
         # deployment options: default pruning, long-document mode, query role
         self.prune = pruning.parse_spec(prune)
         self.long_documents = windows.check_mode(long_documents)

@@ -21,6 +21,14 @@ NO_CUDA_REASON = "no CUDA execution provider in this onnxruntime (install onnxru
 ProviderSpec = Union[str, Tuple[str, Dict[str, Any]]]
 _ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "gpu": "CUDAExecutionProvider"}
 
+# CUDA provider options this package sets unless the caller names them. onnxruntime's CUDA provider runs float32
+# MatMuls in TF32 by default (10-bit mantissa): on an H200 that put the fp32 artifact 3.9e-3 from the CPU (1.6e-3 on
+# the bert-base shape) with a few support changes, against 4e-6 and the same support with TF32 off, so the fp32
+# graph would break its 1e-4 parity contract. TF32 stays one option away:
+# ``providers=[("CUDAExecutionProvider", {"use_tf32": "1"})]`` (3.2x the fp32 throughput there; the fp16 artifact
+# is faster still). See docs/deployment.md, 'GPU'.
+CUDA_DEFAULT_OPTIONS: Dict[str, str] = {"use_tf32": "0"}
+
 
 def cuda_available() -> bool:
     """Whether this onnxruntime build has the CUDA execution provider."""
@@ -33,9 +41,19 @@ def _name(p: ProviderSpec) -> str:
     return p if isinstance(p, str) else p[0]
 
 
+def with_cuda_defaults(p: ProviderSpec) -> ProviderSpec:
+    """The CUDA provider with :data:`CUDA_DEFAULT_OPTIONS` added under the caller's own options (which win); any
+    other provider unchanged."""
+    if _name(p) != "CUDAExecutionProvider":
+        return p
+    options = {} if isinstance(p, str) else dict(p[1])
+    return ("CUDAExecutionProvider", {**CUDA_DEFAULT_OPTIONS, **options})
+
+
 def normalize_providers(providers: Optional[Union[str, Sequence[ProviderSpec]]]) -> List[ProviderSpec]:
     """onnxruntime provider list from names or aliases (``"cpu"``, ``"cuda"``); unavailable providers are dropped
-    with a logged warning that says what to install, and CPU is always last."""
+    with a logged warning that says what to install, and CPU is always last. The CUDA provider gets
+    :data:`CUDA_DEFAULT_OPTIONS` (TF32 off) unless the caller's options name them."""
     import onnxruntime as ort
 
     if providers is None:
@@ -45,9 +63,9 @@ def normalize_providers(providers: Optional[Union[str, Sequence[ProviderSpec]]])
     wanted: List[ProviderSpec] = []
     for p in providers:
         if isinstance(p, str):
-            wanted.append(_ALIASES.get(p.lower(), p))
+            wanted.append(with_cuda_defaults(_ALIASES.get(p.lower(), p)))
         else:
-            wanted.append((_ALIASES.get(p[0].lower(), p[0]), p[1]))
+            wanted.append(with_cuda_defaults((_ALIASES.get(p[0].lower(), p[0]), p[1])))
     if any(_name(p) != "CPUExecutionProvider" for p in wanted):
         from splade_onnx.doctor import onnxruntime_conflict
 
