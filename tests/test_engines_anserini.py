@@ -127,3 +127,19 @@ def test_topics_refuse_what_a_pretokenized_line_cannot_hold(tmp_path):
     t = A.write_topics(tmp_path / "t.tsv", ["7", "8"], vecs, vocab)
     assert (t.count, t.empty) == (2, 1)
     assert open(t.path).read() == "7\t\n8\tok ok ok\n"  # 0.4 rounds to 0 (dropped), 3.4 to 3 repeats
+
+
+@pytest.mark.slow
+def test_index_counts_are_read_past_a_thousand_documents(java, jar, tmp_path):
+    # Anserini prints its counters with thousands separators ("indexed: 1,234"): the count must not stop at the comma
+    rng = np.random.default_rng(0)
+    names = [f"t{i}" for i in range(50)]
+    vectors = [
+        SparseVector(
+            np.sort(rng.choice(50, 5, replace=False)).astype(np.int32), rng.uniform(0.5, 2, 5).astype(np.float32)
+        )
+        for _ in range(1234)
+    ]
+    coll = A.write_collection(tmp_path / "coll", [f"d{i}" for i in range(1234)], vectors, names)
+    counters = A.index(coll.directory, tmp_path / "idx", java=java, jar=jar)
+    assert counters["indexed"] == 1234 and counters.get("errors", 0) == 0

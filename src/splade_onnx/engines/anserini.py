@@ -279,7 +279,9 @@ def index(
         *extra_args,
     ]
     log = _run(java, jar, "io.anserini.index.IndexCollection", args, heap, timeout)
-    counters = {k: int(v) for k, v in re.findall(r"\b(indexed|unindexable|empty|skipped|errors):\s+(\d+)", log)}
+    # Anserini prints counts with thousands separators ("indexed:  200,000")
+    found = re.findall(r"\b(indexed|unindexable|empty|skipped|errors):\s+(\d[\d,]*)", log)
+    counters = {k: int(v.replace(",", "")) for k, v in found}
     if "indexed" not in counters:
         raise AnseriniError("IndexCollection printed no counters:\n" + "\n".join(log.splitlines()[-15:]))
     return counters
