@@ -8,7 +8,9 @@ Every contestant's top 10 is checked against brute force (SparseIndex's exhausti
 a scipy CSR product on the first queries). All timings are single-thread numbers from one process, contestants
 interleaved query by query (so machine noise hits them alike); the ratios are the figures that count.
 Peers (benchmark-only, benchmarks/requirements-search.txt): bmp (block-max pruning, SIGIR 2024; integer weights, so
-its "exact" mode is exact for its quantized weights), pyseismic-lsr (approximate).
+its "exact" mode is exact for its quantized weights), pyseismic-lsr (approximate), splade-index (numba; exhaustive);
+and with --lucene, Lucene impact search through Anserini's fat jar (Java 21+; benchmarks/lucene/ImpactSearch.java,
+driven query by query from here and timed inside the JVM).
 """
 
 from __future__ import annotations
@@ -69,11 +71,16 @@ def exact_agree(
 
 
 class Contestant:
+    """One way to search: ``fn(i)`` answers query ``i`` with (ids, scores); with ``self_timed`` it answers
+    ((ids, scores), seconds) and that time, taken where the search runs (another process), is its latency; the
+    round trip is kept in ``wall``."""
+
     def __init__(
-        self, name: str, fn: Callable[[int], Tuple[Sequence[int], Sequence[float]]], exact: bool, note: str = ""
+        self, name: str, fn: Callable[[int], Any], exact: bool, note: str = "", self_timed: bool = False
     ) -> None:
-        self.name, self.fn, self.exact, self.note = name, fn, exact, note
+        self.name, self.fn, self.exact, self.note, self.self_timed = name, fn, exact, note, self_timed
         self.lat: List[float] = []
+        self.wall: List[float] = []
         self.out: List[Tuple[Sequence[int], Sequence[float]]] = []
 
 
@@ -99,7 +106,13 @@ def run_interleaved(contestants: List[Contestant], nq: int, reps: int = 1) -> No
             for c in contestants:
                 t = time.perf_counter()
                 o = c.fn(i)
-                c.lat.append(time.perf_counter() - t)
+                wall = time.perf_counter() - t
+                if c.self_timed:
+                    o, inside = o
+                    c.lat.append(inside)
+                    c.wall.append(wall)
+                else:
+                    c.lat.append(wall)
                 if r == 0:
                     c.out.append(o)
 
@@ -113,6 +126,8 @@ def main(argv=None) -> Dict[str, Any]:
     ap.add_argument("--scipy-csr-queries", type=int, default=20, help="queries for the slow scipy CSR contestant")
     ap.add_argument("--no-peers", action="store_true", help="skip bmp and pyseismic-lsr")
     ap.add_argument("--seismic", action="store_true", help="also pyseismic-lsr (memory: several GB at 1M docs)")
+    ap.add_argument("--lucene", action="store_true", help="also Lucene impact search through Anserini (Java 21+)")
+    ap.add_argument("--splade-index", action="store_true", help="also splade-index's numba search (numba)")
     ap.add_argument(
         "--reorder", action="store_true", help="renumber the documents by graph bisection before the blocks"
     )
@@ -277,14 +292,27 @@ def main(argv=None) -> Dict[str, Any]:
         if a
     ]
     peers: Dict[str, Any] = {}
+    closers: List[Callable[[], None]] = []
     if not args.no_peers:
         order = np.asarray(index.ids, np.int64) if args.reorder else None
         peers.update(build_bmp(ip, ind, val, V, N, tmp, args.block_size, queries, cs, order))
         if args.seismic:
             peers.update(build_seismic(ip, ind, val, V, N, queries, cs))
+    if args.lucene:
+        order = np.asarray(index.ids, np.int64) if args.reorder else None
+        peers.update(build_lucene(ip, ind, val, V, N, tmp, queries, cs, closers, order))
+    if args.splade_index:
+        peers.update(build_splade_index(index, id_of, queries, cs))
     res["peers"] = peers
     print(f"timing {len(cs)} contestants x {nq} queries", flush=True)
-    run_interleaved(cs, nq)
+    try:
+        run_interleaved(cs, nq)
+    finally:
+        for close in closers:
+            close()
+    for c in cs:
+        if c.wall:
+            peers.setdefault("round_trip_p50_ms", {})[c.name] = pct(c.wall, 50)
     csr_c = Contestant("scipy CSR product (brute force)", csr, True)
     run_interleaved([csr_c], ncsr)
     cs.append(csr_c)
@@ -360,14 +388,17 @@ def build_bmp(ip, ind, val, V, N, tmp: Path, bsize: int, queries, cs: List[Conte
         import bmp
     except Exception as e:  # noqa: BLE001
         return {"bmp": {"error": f"bmp not importable: {e}"}}
-    scale = 100.0  # bmp indexes integer weights; its pyterrier wrapper's default scale_float
+    # bmp keeps a document's term weights as 8-bit integers: a weight past 255 wraps around (its pyterrier wrapper's
+    # default scale of 100 does that to every weight above 2.55), so the weights are scaled to the full 1..255 range
+    # by the largest one, as the index's own uint8 storage does; bmp quantises the query weights itself
+    scale = 255.0 / float(np.max(val))
     t = time.perf_counter()
     path = str(tmp / "index.bmp")
     indexer = bmp.Indexer(path, bsize=bsize, compress_range=False)
     toks = [str(i) for i in range(V)]
     for d in order.tolist() if order is not None else range(N):
         a, b = int(ip[d]), int(ip[d + 1])
-        iv = np.maximum(1, (np.asarray(val[a:b]) * scale).astype(np.int64)).tolist()
+        iv = np.clip(np.rint(np.asarray(val[a:b], np.float64) * scale), 1, 255).astype(np.int64).tolist()
         indexer.add_document(str(d), dict(zip([toks[j] for j in np.asarray(ind[a:b]).tolist()], iv, strict=False)))
     indexer.finish()
     build = time.perf_counter() - t
@@ -381,13 +412,16 @@ def build_bmp(ip, ind, val, V, N, tmp: Path, bsize: int, queries, cs: List[Conte
 
         return f
 
-    cs.append(Contestant("BMP exact (alpha=1)", run(1.0), False, "exact for its integer (x100) weights"))
+    cs.append(
+        Contestant("BMP exact (alpha=1)", run(1.0), False, "exact for its 8-bit weights and its query quantisation")
+    )
     for a in (0.9, 0.8, 0.7, 0.6, 0.5):
         cs.append(Contestant(f"BMP approximate alpha={a}", run(a), False))
     return {
         "bmp": {
             "build_s": build,
             "bsize": bsize,
+            "weight_scale": scale,
             "documents_added_in_reordered_order": order is not None,
             "index_bytes": os.path.getsize(path),
             "bytes_per_posting": os.path.getsize(path) / int(ip[-1]),
@@ -427,6 +461,142 @@ def build_seismic(ip, ind, val, V, N, queries, cs: List[Contestant]) -> Dict[str
         return {"seismic": {"build_s": build}}
     except Exception as e:  # noqa: BLE001
         return {"seismic": {"error": f"pyseismic-lsr failed: {type(e).__name__}: {e}"}}
+
+
+def build_lucene(
+    ip, ind, val, V, N, tmp: Path, queries, cs: List[Contestant], closers: List[Callable[[], None]], order=None
+) -> Dict[str, Any]:
+    """Lucene impact search through Anserini over the same documents (added in ``order``, the reordered index's
+    order with --reorder), as Anserini indexes SPLADE vectors: ``JsonVectorCollection``, integer impacts
+    ``round(w * 100)``, ``IndexCollection -impact -pretokenized`` on one thread, merged to one segment
+    (``-optimize``); queries quantised the same way, searched by ``SimpleImpactSearcher`` in one Java process
+    (``benchmarks/lucene/ImpactSearch.java``) query by query, timed inside the JVM."""
+    import subprocess
+
+    from splade_onnx.engines import anserini
+
+    try:
+        java, jar = anserini.find_java(), anserini.find_jar()
+    except anserini.AnseriniError as e:
+        return {"lucene": {"error": str(e)}}
+    javac = str(Path(java).with_name("javac"))
+    classes = tmp / "lucene-classes"
+    classes.mkdir(parents=True, exist_ok=True)
+    src = REPO / "benchmarks" / "lucene" / "ImpactSearch.java"
+    subprocess.run([javac, "-cp", jar, "-d", str(classes), str(src)], check=True, capture_output=True, text=True)
+    names = [f"t{i}" for i in range(V)]  # one Lucene term per vocabulary id
+    docs = order.tolist() if order is not None else range(N)
+
+    def vectors():
+        for d in docs:
+            a, b = int(ip[d]), int(ip[d + 1])
+            yield SparseVector(np.asarray(ind[a:b], np.int32), np.asarray(val[a:b], np.float32))
+
+    t = time.perf_counter()
+    coll = anserini.write_collection(
+        tmp / "lucene-collection", (str(d) for d in docs), vectors(), names, check_duplicates=False
+    )
+    write_s = time.perf_counter() - t
+    t = time.perf_counter()
+    counters = anserini.index(
+        coll.directory, tmp / "lucene-index", threads=1, java=java, jar=jar, heap="4g", extra_args=["-optimize"]
+    )
+    index_s = time.perf_counter() - t
+    shutil.rmtree(coll.directory, ignore_errors=True)
+    if counters.get("indexed") != N:
+        raise RuntimeError(f"Anserini indexed {counters.get('indexed')} of {N:,} documents: {counters}")
+    size = sum(f.stat().st_size for f in (tmp / "lucene-index").rglob("*") if f.is_file())
+    proc = subprocess.Popen(
+        [java, "-Xmx4g", "-cp", f"{jar}:{classes}", "ImpactSearch", str(tmp / "lucene-index"), "10"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    def close() -> None:
+        stdin.close()
+        proc.wait(timeout=60)
+
+    closers.append(close)
+    lines = []
+    for q in queries:
+        qq = anserini.quantized_vector(q)
+        lines.append(" ".join(f"{names[t]} {int(w)}" for t, w in zip(qq.indices.tolist(), qq.values.tolist())))
+
+    def f(i: int) -> Tuple[Tuple[List[int], List[float]], float]:
+        stdin.write(lines[i] + "\n")
+        stdin.flush()
+        answer = stdout.readline().rstrip("\n").split("\t")
+        if not answer[0]:
+            raise RuntimeError(f"the Lucene searcher stopped (exit {proc.poll()})")
+        hits = [h.rsplit(":", 1) for h in answer[1:]]
+        return ([int(d) for d, _ in hits], [float(s) / 1e4 for _, s in hits]), int(answer[0]) / 1e9
+
+    t = time.perf_counter()
+    for i in range(len(queries)):  # JIT warm-up: every query once (the other contestants' structures are warm too)
+        f(i)
+    warm_s = time.perf_counter() - t
+    cs.append(
+        Contestant(
+            "Lucene impact search (Anserini 1.7.1)",
+            f,
+            False,
+            "integer impacts (x100), one segment; timed inside the JVM",
+            self_timed=True,
+        )
+    )
+    return {
+        "lucene": {
+            "anserini_jar": Path(jar).name,
+            "java": anserini.java_version(java),
+            "write_collection_s": write_s,
+            "index_s": index_s,
+            "indexed": counters.get("indexed"),
+            "index_bytes": size,
+            "bytes_per_posting": size / int(ip[-1]),
+            "warm_up_s": warm_s,
+            "documents_added_in_reordered_order": order is not None,
+        }
+    }
+
+
+def build_splade_index(index: SparseIndex, id_of: np.ndarray, queries, cs: List[Contestant]) -> Dict[str, Any]:
+    """splade-index (numba; by splade-tiny's author): its numba search function, one thread, over the index's own
+    term-major arrays (the CSC matrix splade-index builds), the queries' vectors given directly (splade-index
+    would encode them with sentence-transformers)."""
+    try:
+        import numba
+        from splade_index.numba.retrieve_utils import _retrieve_numba_functional
+        from splade_index.version import __version__ as version
+    except Exception as e:  # noqa: BLE001
+        return {"splade_index": {"error": f"splade-index not importable: {e}"}}
+    seg = index._segments[0]
+    if index.dtype != "float32":
+        return {"splade_index": {"error": "splade-index scores float32 weights; the index holds " + index.dtype}}
+    scores = {
+        "data": np.asarray(seg.weights),
+        "indices": np.asarray(seg.docs).astype(np.int32, copy=False),
+        "indptr": np.asarray(seg.indptr).astype(np.int32),
+        "num_docs": len(index),
+    }
+    numba.set_num_threads(1)
+
+    def f(i: int) -> Tuple[List[int], List[float]]:
+        q = queries[i]
+        docs, sc = _retrieve_numba_functional(
+            [q.indices.astype(np.int32)], [q.values.astype(np.float32)], scores, k=10, n_threads=1
+        )
+        keep = sc[0] > 0
+        return id_of[docs[0][keep]].tolist(), sc[0][keep].astype(float).tolist()
+
+    t = time.perf_counter()
+    f(0)  # compiles
+    compile_s = time.perf_counter() - t
+    cs.append(Contestant(f"splade-index {version} (numba, 1 thread)", f, True, "exhaustive, float32 sums"))
+    return {"splade_index": {"version": version, "numba": numba.__version__, "compile_s": compile_s}}
 
 
 def to_markdown(r: Dict[str, Any]) -> str:
@@ -488,7 +658,14 @@ def plot(r: Dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    groups = {"SparseIndex": ("C0", "o"), "BMP": ("C1", "s"), "Seismic": ("C2", "^"), "scipy": ("C7", "x")}
+    groups = {
+        "SparseIndex": ("C0", "o"),
+        "BMP": ("C1", "s"),
+        "Seismic": ("C2", "^"),
+        "Lucene": ("C3", "D"),
+        "splade-index": ("C4", "v"),
+        "scipy": ("C7", "x"),
+    }
     for g, (col, mk) in groups.items():
         pts = [
             (c["p50_ms"], c["recall@10_vs_exact"], c["name"])

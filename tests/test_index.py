@@ -356,3 +356,40 @@ def test_benchmark_smoke(tiny_artifact, tmp_path):
     exact = {c["name"]: c for c in res["contestants"] if c["exact"]}
     assert all(c["identical_top10"] == c["queries"] for c in exact.values()), exact
     assert res["mmap_same_results"]
+
+
+@pytest.mark.slow
+def test_benchmark_smoke_times_lucene_through_anserini(tiny_artifact, tmp_path):
+    """The search benchmark's Lucene contestant: Anserini indexes the generated documents and a Java searcher
+    (benchmarks/lucene/ImpactSearch.java) answers the queries one by one; its top 10 agree with the exact search
+    up to the integer impacts (x100) Anserini indexes."""
+    from splade_onnx.engines import anserini
+
+    try:
+        anserini.find_java()
+    except anserini.AnseriniError as e:
+        pytest.skip(f"Lucene via Anserini needs Java 21+: {e}")
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "search_bench.py"),
+            "--smoke",
+            "--no-peers",
+            "--lucene",
+            "--accuracies",
+            "",
+            "--model",
+            tiny_artifact,
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads((tmp_path / "search_smoke.json").read_text())
+    assert res["peers"]["lucene"]["indexed"] == res["docs"] == 3000
+    (lucene,) = [c for c in res["contestants"] if c["name"].startswith("Lucene")]
+    assert lucene["queries"] == res["queries"] == 20
+    assert lucene["recall@10_vs_exact"] >= 0.95, lucene
+    assert 0 < lucene["p50_ms"] < res["peers"]["round_trip_p50_ms"][lucene["name"]]
