@@ -1,7 +1,8 @@
-"""Why the exact search cannot prune on the benchmark collection: two probes behind docs/search.md.
+"""Probes behind docs/search.md: why the exact search could not prune, and how far the bounds can rank blocks.
 
     python benchmarks/search_probes.py maxscore --docs 1000000 --queries 12
     python benchmarks/search_probes.py reorder --docs 200000 --queries 40
+    python benchmarks/search_probes.py budget --index .cache/ix-1m-bp16b --queries 100
 
 ``maxscore``: for each real query, with the true 10th score known in advance (from the exhaustive search), the share
 of the query's postings held by MaxScore's "essential" terms (the terms left once the lowest upper bounds that sum
@@ -15,6 +16,11 @@ from, which no index could know; with ``--bp`` the recursive graph bisection ord
 where the bounds gave up, p50 against the exhaustive scan, and that the results equal the exhaustive search.
 ``--oracle`` generates a fresh collection (same seed, same documents)
 into a temporary folder to learn each document's origin.
+
+``budget``: on a saved index with blocks (``search_bench.py --keep-index``), the recall@10 and latency of scoring
+exactly a fixed number of blocks, those with the best bounds, in one round (no threshold, no further rounds), by
+every block's bound and through superblocks: how well the bounds alone rank the blocks that hold the top 10, the
+ceiling of any approximate mode that trusts them.
 """
 
 from __future__ import annotations
@@ -184,9 +190,50 @@ def bisection_order(rows, ind, val, N: int, V: int, leaf: int, dims: int = 64) -
     return order
 
 
+def budget(args: argparse.Namespace) -> None:
+    if not args.index:
+        raise SystemExit("budget needs --index (a saved index with blocks)")
+    index = SparseIndex.load(args.index, mmap=True)
+    bm = index._block_index()
+    if bm is None:
+        raise SystemExit(f"{args.index} has no blocks")
+    seg = index._segments[0]
+    dequant = float(index.scale or 0.0) if index.dtype == "uint8" else None
+    ip, ind, val, _ = corpus_gen.real_vectors()["scifact-queries-test"]  # type: ignore[misc]
+    queries = [
+        (ind[ip[i] : ip[i + 1]].astype(np.int64), val[ip[i] : ip[i + 1]].astype(np.float64))
+        for i in range(min(args.queries, len(ip) - 1))
+    ]
+    bm.entry_map()
+    bm.superblocks()
+    seed = (np.zeros(0, np.int64), np.zeros(0, np.float64))
+
+    def top(res) -> set:
+        o, sc = res[0], res[1]
+        return set(o[np.lexsort((o, -sc))[:10]].tolist())
+
+    exact = [top(bm.search_blocks(t, q, 10, seg.docs, seg.weights, dequant, None, seed)) for t, q in queries]
+    print(f"{args.index}: {len(queries)} queries, blocks of {bm.block_size}, top 10")
+    print("path         blocks  p50 ms  mean ms  recall@10")
+    for path in ("search_blocks", "search_superblocks"):
+        for budget_blocks in args.budgets:
+            lat, rec = [], []
+            for (t, q), ex in zip(queries, exact):
+                t0 = time.perf_counter()
+                # accuracy ~0: after the first round of `first` blocks no block can reach the threshold
+                res = getattr(bm, path)(t, q, 10, seg.docs, seg.weights, dequant, None, seed, 1e-9, budget_blocks)
+                lat.append(time.perf_counter() - t0)
+                rec.append(len(top(res) & ex) / max(1, len(ex)))
+            ms = np.array(lat) * 1e3
+            name = path.replace("search_", "")
+            print(f"{name:12s} {budget_blocks:6d} {np.median(ms):7.2f} {ms.mean():8.2f} {np.mean(rec):10.3f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("probe", choices=["maxscore", "reorder"])
+    ap.add_argument("probe", choices=["maxscore", "reorder", "budget"])
+    ap.add_argument("--index", help="budget: a saved index with blocks")
+    ap.add_argument("--budgets", type=int, nargs="+", default=[32, 64, 128, 256, 512, 1024], help="budget: blocks")
     ap.add_argument("--docs", type=int, default=200_000)
     ap.add_argument("--queries", type=int, default=40)
     ap.add_argument("--block-sizes", type=int, nargs="+", default=[16, 64])
@@ -195,7 +242,7 @@ def main() -> None:
     ap.add_argument("--bp", action="store_true", help="also the recursive graph bisection order")
     ap.add_argument("--bp-terms", type=int, default=64, help="with --bp: each document's heaviest terms used")
     args = ap.parse_args()
-    maxscore(args) if args.probe == "maxscore" else reorder(args)
+    {"maxscore": maxscore, "reorder": reorder, "budget": budget}[args.probe](args)
 
 
 if __name__ == "__main__":
