@@ -479,7 +479,9 @@ def build_lucene(
         java, jar = anserini.find_java(), anserini.find_jar()
     except anserini.AnseriniError as e:
         return {"lucene": {"error": str(e)}}
-    javac = str(Path(java).with_name("javac"))
+    javac = str(Path(java).resolve().with_name("javac"))  # the JDK the java binary belongs to
+    if not Path(javac).is_file():
+        return {"lucene": {"error": f"no javac next to {java}: the searcher is compiled here (a JDK is needed)"}}
     classes = tmp / "lucene-classes"
     classes.mkdir(parents=True, exist_ok=True)
     src = REPO / "benchmarks" / "lucene" / "ImpactSearch.java"
