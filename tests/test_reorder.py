@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from splade_onnx import SparseIndex, SparseVector
-from splade_onnx.index.reorder import bp_order, bp_order_postings, bp_order_term_major
+from splade_onnx.index.reorder import bp_order
 from tests.conftest import clustered
 from tests.test_search_exact import brute, csr_of, jittered, same, stored_matrix
 
@@ -48,24 +48,6 @@ def test_bp_order_edge_cases():
     assert sorted(bp_order(empty, np.zeros(0, np.int32), np.zeros(0, np.float32), V, leaf_size=4)) == list(range(40))
     with pytest.raises(ValueError, match="leaf_size"):
         bp_order(ip, ind, val, V, leaf_size=0)
-
-
-@pytest.mark.parametrize("dtype", ["float32", "uint8"])
-@pytest.mark.parametrize("max_terms", [8, 0])
-def test_term_major_order_is_the_postings_order(real, dtype, max_terms):
-    """The index's reordering selects its postings term by term (no term per posting): the same permutation as the
-    selection over (document, term, weight) arrays, with the weight threshold (max_terms=8) and without (0)."""
-    docs, _, V = real
-    coll = jittered(docs, 2000, np.random.default_rng(3))
-    index = SparseIndex.from_vectors(coll, list(range(len(coll))), vocab_size=V, dtype=dtype)
-    seg = index._segments[0]
-    indptr, d, w = np.asarray(seg.indptr), np.asarray(seg.docs), np.asarray(seg.weights)
-    terms = np.repeat(np.arange(V), np.diff(indptr))
-    n = len(index)
-    want = bp_order_postings(d, terms, w, n, V, leaf_size=8, max_terms=max_terms)
-    got = bp_order_term_major(indptr, d, w, n, leaf_size=8, max_terms=max_terms)
-    assert np.array_equal(got, want)
-    assert not np.array_equal(want, np.arange(n))  # it did reorder
 
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])

@@ -89,66 +89,6 @@ def bp_order_postings(
     if n_docs <= leaf_size:
         return np.arange(n_docs, dtype=np.int64)
     p_doc, p_term = _selected_postings(docs, terms, weights, n_docs, vocab_size, max_terms, max_df)
-    return _bisect(p_doc, p_term, n_docs, leaf_size, iterations, seed, min_swaps)
-
-
-def bp_order_term_major(
-    indptr: np.ndarray,
-    docs: np.ndarray,
-    weights: np.ndarray,
-    n_docs: int,
-    *,
-    leaf_size: int = 16,
-    max_terms: int = 32,
-    iterations: int = 20,
-    max_df: float = 0.5,
-    seed: Optional[int] = 0,
-    min_swaps: float = 0.001,
-) -> np.ndarray:
-    """:func:`bp_order_postings` for term-major postings (term ``t``'s are ``indptr[t]:indptr[t + 1]``, documents
-    ascending), the same permutation without a term per posting: the postings used are selected term by term, so
-    the memory beyond the postings is that of the selected ones (and, to find the weight threshold, a copy of the
-    weights of the terms held by 2 .. ``max_df * n_docs`` documents)."""
-    if leaf_size < 1:
-        raise ValueError(f"leaf_size must be at least 1, got {leaf_size}")
-    if iterations < 0 or max_terms < 0:
-        raise ValueError("iterations and max_terms must not be negative")
-    if n_docs <= leaf_size:
-        return np.arange(n_docs, dtype=np.int64)
-    indptr = np.asarray(indptr, np.int64)
-    df = np.diff(indptr)
-    kept_terms = np.flatnonzero((df >= 2) & (df <= max_df * n_docs)).tolist()
-    spans = [(int(indptr[t]), int(indptr[t + 1])) for t in kept_terms]
-    n_kept = sum(b - a for a, b in spans)
-    n_keep = min(n_kept, max_terms * n_docs) if max_terms else n_kept
-    threshold = None
-    if n_keep < n_kept:  # the n_keep-th heaviest weight of those terms, as _selected_postings finds it
-        kept_weights = np.concatenate([np.asarray(weights[a:b]) for a, b in spans])
-        threshold = np.partition(kept_weights, kept_weights.size - n_keep)[kept_weights.size - n_keep]
-        del kept_weights
-    doc_parts, term_parts = [], []
-    for t, (a, b) in zip(kept_terms, spans, strict=True):
-        d = np.asarray(docs[a:b])
-        if threshold is not None:
-            d = d[np.asarray(weights[a:b]) >= threshold]
-        doc_parts.append(d.astype(np.int64))
-        term_parts.append(np.full(d.size, t, np.int64))
-    p_doc = np.concatenate(doc_parts) if doc_parts else np.zeros(0, np.int64)
-    p_term = np.concatenate(term_parts) if term_parts else np.zeros(0, np.int64)
-    del doc_parts, term_parts
-    return _bisect(p_doc, p_term, n_docs, leaf_size, iterations, seed, min_swaps)
-
-
-def _bisect(
-    p_doc: np.ndarray,
-    p_term: np.ndarray,
-    n_docs: int,
-    leaf_size: int,
-    iterations: int,
-    seed: Optional[int],
-    min_swaps: float,
-) -> np.ndarray:
-    """The bisection of :func:`bp_order_postings` over the selected (document, term) pairs, grouped by term."""
     doc_at = np.arange(n_docs, dtype=np.int64) if seed is None else np.random.default_rng(seed).permutation(n_docs)
     pos = np.empty(n_docs, np.int64)  # position of each document in the order; doc_at is its inverse
     pos[doc_at] = np.arange(n_docs)

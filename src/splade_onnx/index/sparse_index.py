@@ -25,7 +25,7 @@ from splade_onnx.artifact.manifest import sha256_file
 from splade_onnx.errors import IndexFileError
 from splade_onnx.index.blocks import BlockMax
 from splade_onnx.index.dense_terms import DENSE_MIN_DOCS, DenseTerms
-from splade_onnx.index.reorder import bp_order_term_major
+from splade_onnx.index.reorder import bp_order_postings
 from splade_onnx.vectors import SparseVector
 
 log = logging.getLogger("splade_onnx")
@@ -521,15 +521,18 @@ class SparseIndex:
 
     def reorder_documents(self, *, leaf_size: int = 16, **options: Any) -> None:
         """Renumber the documents so that similar ones get neighbouring ordinals (recursive graph bisection,
-        :func:`splade_onnx.index.reorder.bp_order_term_major`; ``options`` go to it). Ids, texts and scores do not
-        change; equal scores are still returned in ordinal order, which is now the new order. Compacts first."""
+        :func:`splade_onnx.index.reorder.bp_order_postings`; ``options`` go to it). Ids, texts and scores do not change;
+        equal scores are still returned in ordinal order, which is now the new order. Compacts first."""
         self.compact()
         if not self._segments or len(self._ids) <= 1:
             return
         seg = self._segments[0]
         n_docs = len(self._ids)
+        terms = _terms_of(self.vocab_size, seg.indptr)
         docs = np.asarray(seg.docs)
-        order = bp_order_term_major(seg.indptr, docs, np.asarray(seg.weights), n_docs, leaf_size=leaf_size, **options)
+        order = bp_order_postings(
+            docs, terms, np.asarray(seg.weights), n_docs, self.vocab_size, leaf_size=leaf_size, **options
+        )
         new_of_old = np.empty(n_docs, np.int32)
         new_of_old[order] = np.arange(n_docs, dtype=np.int32)
         indptr = np.asarray(seg.indptr)
@@ -542,7 +545,7 @@ class SparseIndex:
             a, b = int(indptr[t0]), int(indptr[t1])
             if b > a:
                 nd = new_of_old[docs[a:b]]
-                o = np.lexsort((nd, np.repeat(np.arange(t0, t1), np.diff(indptr[t0 : t1 + 1]))))
+                o = np.lexsort((nd, terms[a:b]))
                 new_docs[a:b] = nd[o]
                 new_weights[a:b] = weights[a:b][o]
             t0 = t1
