@@ -8,38 +8,18 @@ process, checking that both give the same permutation.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Dict, List
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus_gen  # noqa: E402
+from revision import module_at  # noqa: E402
 
 from splade_onnx.index import reorder  # noqa: E402
-
-
-def reorder_module(rev: str) -> Any:
-    """``splade_onnx.index.reorder`` as it is at git revision ``rev``."""
-    src = subprocess.run(
-        ["git", "show", f"{rev}:src/splade_onnx/index/reorder.py"],
-        cwd=corpus_gen.REPO,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    path = Path(tempfile.mkdtemp()) / "reorder_base.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location("reorder_base", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def main() -> None:
@@ -51,7 +31,7 @@ def main() -> None:
     args = ap.parse_args()
     _, gen, V = corpus_gen.corpus(args.docs)
     ip, ind, val = (np.asarray(a) for a in gen)
-    mods = {"base": reorder_module(args.base), "this": reorder}
+    mods = {"base": module_at(args.base, "src/splade_onnx/index/reorder.py"), "this": reorder}
     times: Dict[str, List[float]] = {"base": [], "this": []}
     for rep in range(args.reps):
         orders = {}

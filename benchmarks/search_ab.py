@@ -11,10 +11,7 @@ The queries are the real SciFact test queries of the benchmark corpus (``benchma
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List
@@ -23,26 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import corpus_gen  # noqa: E402
+from revision import module_at  # noqa: E402
 
 from splade_onnx import SparseIndex  # noqa: E402
-
-
-def blocks_module(rev: str) -> Any:
-    """``splade_onnx.index.blocks`` as it is at git revision ``rev``."""
-    src = subprocess.run(
-        ["git", "show", f"{rev}:src/splade_onnx/index/blocks.py"],
-        cwd=corpus_gen.REPO,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    path = Path(tempfile.mkdtemp()) / "blocks_base.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location("blocks_base", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def top10(res: Any) -> Any:
@@ -68,7 +48,11 @@ def main() -> None:
     new = index._block_index()
     if new is None:
         raise SystemExit(f"{args.index} has no blocks")
-    base = new if args.paths else blocks_module(args.base).BlockMax(new.block_size, new.n_docs, new.bscale, new.arrays)
+    if args.paths:
+        base = new
+    else:
+        blocks_base = module_at(args.base, "src/splade_onnx/index/blocks.py")
+        base = blocks_base.BlockMax(new.block_size, new.n_docs, new.bscale, new.arrays)
     seg = index._segments[0]
     dequant = float(index.scale or 0.0) if index.dtype == "uint8" else None
     ip, ind, val, _ = corpus_gen.real_vectors()["scifact-queries-test"]  # type: ignore[misc]

@@ -335,23 +335,16 @@ def test_cli_index_search_roundtrip(tiny_artifact, tmp_path):
     assert json.loads(r.stdout)["hits"][0]["id"] == 3
 
 
-def test_benchmark_smoke(tiny_artifact, tmp_path):
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "search_bench.py"),
-            "--smoke",
-            "--no-peers",
-            "--model",
-            tiny_artifact,
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-    )
+def _search_bench_smoke(tiny_artifact: str, out: Path, *options: str) -> dict:
+    """Run ``benchmarks/search_bench.py --smoke --no-peers`` with ``options``; its JSON results."""
+    cmd = [sys.executable, str(REPO / "benchmarks" / "search_bench.py"), "--smoke", "--no-peers", *options]
+    r = subprocess.run([*cmd, "--model", tiny_artifact, "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads((tmp_path / "search_smoke.json").read_text())
+    return json.loads((out / "search_smoke.json").read_text())
+
+
+def test_benchmark_smoke(tiny_artifact, tmp_path):
+    res = _search_bench_smoke(tiny_artifact, tmp_path)
     assert res["reference_vs_scipy_csr_float64"].startswith(f"{min(20, res['queries'])}/")
     exact = {c["name"]: c for c in res["contestants"] if c["exact"]}
     assert all(c["identical_top10"] == c["queries"] for c in exact.values()), exact
@@ -371,25 +364,7 @@ def test_benchmark_smoke_times_lucene_through_anserini(tiny_artifact, tmp_path):
         pytest.skip(f"Lucene via Anserini needs Java 21+: {e}")
     if not Path(java).resolve().with_name("javac").is_file():
         pytest.skip(f"the benchmark compiles its Lucene searcher: no javac next to {java} (a JRE, not a JDK)")
-    r = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "benchmarks" / "search_bench.py"),
-            "--smoke",
-            "--no-peers",
-            "--lucene",
-            "--accuracies",
-            "",
-            "--model",
-            tiny_artifact,
-            "--out",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    res = json.loads((tmp_path / "search_smoke.json").read_text())
+    res = _search_bench_smoke(tiny_artifact, tmp_path, "--lucene", "--accuracies", "")
     assert res["peers"]["lucene"]["indexed"] == res["docs"] == 3000
     (lucene,) = [c for c in res["contestants"] if c["name"].startswith("Lucene")]
     assert lucene["queries"] == res["queries"] == 20
