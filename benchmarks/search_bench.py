@@ -293,13 +293,12 @@ def main(argv=None) -> Dict[str, Any]:
     ]
     peers: Dict[str, Any] = {}
     closers: List[Callable[[], None]] = []
+    order = np.asarray(index.ids, np.int64) if args.reorder else None  # peers get the reordered order too
     if not args.no_peers:
-        order = np.asarray(index.ids, np.int64) if args.reorder else None
         peers.update(build_bmp(ip, ind, val, V, N, tmp, args.block_size, queries, cs, order))
         if args.seismic:
             peers.update(build_seismic(ip, ind, val, V, N, queries, cs))
     if args.lucene:
-        order = np.asarray(index.ids, np.int64) if args.reorder else None
         peers.update(build_lucene(ip, ind, val, V, N, tmp, queries, cs, closers, order))
     if args.splade_index:
         peers.update(build_splade_index(index, id_of, queries, cs))
@@ -543,7 +542,7 @@ def build_lucene(
     warm_s = time.perf_counter() - t
     cs.append(
         Contestant(
-            "Lucene impact search (Anserini 1.7.1)",
+            f"Lucene impact search ({Path(jar).name.replace('-fatjar.jar', '').replace('anserini-', 'Anserini ')})",
             f,
             False,
             "integer impacts (x100), one segment; timed inside the JVM",
