@@ -63,8 +63,8 @@ def main() -> None:
     methods = (
         {"base": "search_blocks", "this": "search_superblocks"} if args.paths else {"base": method, "this": method}
     )
+    base._entry_map = new.entry_map()  # the same arrays, so the same map: derived once (1.25 GB at 8.8M documents)
     for bm in (base, new):
-        bm.entry_map()
         if args.path == "superblocks" or args.paths:
             bm.superblocks()
     seed = (np.zeros(0, np.int64), np.zeros(0, np.float64))

@@ -252,13 +252,18 @@ def test_batch_on_threads_equals_one_by_one(real):
         idx.search(list(queries), k=10, workers=0)
 
 
-@pytest.mark.parametrize("dtype", ["float32", "uint8"])
-def test_superblock_and_block_bounds_hold(real, dtype):
+@pytest.mark.parametrize("dtype,blocks_per_super", [("float32", 4), ("uint8", 4), ("uint8", 2), ("float32", 8)])
+def test_superblock_and_block_bounds_hold(real, dtype, blocks_per_super, monkeypatch):
     """Every superblock's bound (the sum of each query term's largest block maximum over its blocks) and every
-    block's bound are at least the best exact score in it; the derived superblock level equals the maxima computed
-    directly from the block entries."""
-    from splade_onnx.index.blocks import SUPER
+    block's bound are at least the best exact score in it; the derived superblock level (its maxima and each term's
+    block maxima packed per superblock) equals what the block entries give directly; the search through it equals
+    the exhaustive one. For each superblock size the module allows."""
+    from splade_onnx.index import blocks
 
+    monkeypatch.setattr(blocks, "SUPER", blocks_per_super)
+    monkeypatch.setattr(blocks, "_SUPER_SHIFT", blocks_per_super.bit_length() - 1)
+    monkeypatch.setattr(blocks, "SUPERBLOCKS_MIN_BLOCKS", 0)
+    SUPER = blocks_per_super
     docs, queries, V = real
     idx = SparseIndex.from_vectors(jittered(docs, 2500, np.random.default_rng(7)), vocab_size=V, dtype=dtype)
     idx.build_blocks(4)  # 625 blocks: 79 superblocks, the last one partial; dense rows exist
@@ -276,6 +281,10 @@ def test_superblock_and_block_bounds_hold(real, dtype):
             slo, shi = sup.indptr[t], sup.indptr[t + 1]
             got[sup.ids[slo:shi]] = sup.maxes[slo:shi]
             assert np.all(bm.tb_block[sup.start[slo:shi]] // SUPER == sup.ids[slo:shi])  # each run's first entry
+            per_block = np.zeros(sup.n_super * SUPER, np.uint8)
+            per_block[bm.tb_block[lo:hi]] = bm.tb_max[lo:hi]
+            words = sup.words[slo:shi].view(np.uint8).reshape(-1, SUPER)
+            np.testing.assert_array_equal(words, per_block.reshape(sup.n_super, SUPER)[sup.ids[slo:shi]])
         np.testing.assert_array_equal(got, want)
     n = len(idx)
     for q in queries:
@@ -295,6 +304,8 @@ def test_superblock_and_block_bounds_hold(real, dtype):
         assert not ub[bm.n_blocks :].any()
         ub = ub[: bm.n_blocks]
         assert np.all(ub >= block_best) and np.all((ub > 0) >= (block_best > 0))
+        hits = idx.search(q, k=10)
+        assert hits == idx.search(q, k=10, exhaustive=True) and len(hits) == 10
 
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])

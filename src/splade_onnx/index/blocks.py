@@ -33,7 +33,7 @@ the blocks could still reach the threshold, the query runs the exhaustive scan.
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 import numpy as np
 
@@ -41,7 +41,7 @@ from splade_onnx.errors import IndexFileError
 
 # the bounds are sums of rounded-up terms; this slack also covers float32/float64 rounding of the sums
 _SLACK = 1.0 + 1e-5
-SUPER = 8  # blocks per superblock (a power of two)
+SUPER = 4  # blocks per superblock: 2, 4 or 8 (see BlockMax.superblocks)
 SUPERBLOCKS_MIN_BLOCKS = 1 << 18  # from this many blocks on, search by superblocks (see BlockMax.search)
 # a round of at least SCREEN_MIN_BLOCKS blocks of a query of at least SCREEN_MIN_TERMS terms is screened first by its
 # max(SCREEN_HEAVY_TERMS, terms // SCREEN_HEAVY_DIV) heaviest terms (see BlockMax.score_blocks)
@@ -50,6 +50,8 @@ SCREEN_MIN_TERMS = 24
 SCREEN_MIN_BLOCKS = 16
 SCREEN_HEAVY_DIV = 4
 _SUPER_SHIFT = SUPER.bit_length() - 1
+# finding a round's entries: a binary search per (term, block) probe costs about this many passes over one entry
+PROBE_COST = 8
 
 
 def ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -60,6 +62,18 @@ def ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     offs = np.cumsum(lens) - lens
     return np.repeat(starts - offs, lens) + np.arange(total, dtype=np.int64)
+
+
+def _word() -> "np.dtype[Any]":
+    """The unsigned integer holding one superblock's ``SUPER`` uint8 block maxima (2, 4 or 8 bytes)."""
+    return np.dtype(f"=u{SUPER}")
+
+
+def cells_of(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``matrix[rows[:, None], cols[None, :]]`` for a C-contiguous 2-d array, as one flat ``take`` (2-3x faster than
+    the 2-d fancy index when the cells are many and scattered)."""
+    flat = rows.astype(np.int64)[:, None] * matrix.shape[1] + cols[None, :]
+    return np.take(matrix.reshape(-1), flat.reshape(-1)).reshape(rows.size, cols.size)
 
 
 class BlockMax:
@@ -196,24 +210,28 @@ class BlockMax:
     def superblocks(self) -> "_Superblocks":
         """The superblock level (``SUPER`` consecutive blocks): per term, its largest block maximum in each
         superblock. Dense rows: ``dense`` [D, n_super], and the block rows padded to whole superblocks,
-        ``dense_blocks`` [D, n_super] uint64 (a superblock's 8 block maxima as one word). Other terms: entries
-        ``indptr[t]:indptr[t+1]`` with ascending superblock ids ``ids``, maxima ``maxes`` and ``start``, the index of
-        the term's first block entry in that superblock. Derived from the saved arrays on first use, in chunks of
-        terms (at 1M documents about a third as many entries as the blocks have)."""
+        ``dense_blocks`` [D, n_super] (a superblock's ``SUPER`` uint8 block maxima as one word, :func:`_word`).
+        Other terms: entries ``indptr[t]:indptr[t+1]`` with ascending superblock ids ``ids``, maxima ``maxes``,
+        ``start``, the index of the term's first block entry in that superblock, and ``words``, the term's block
+        maxima there as one word (0 where it is absent), so that bounding a superblock's blocks reads one word per
+        term, not its block entries.
+        Derived from the saved arrays on first use, in chunks of terms (at 1M documents about a third as many
+        entries as the blocks have)."""
         sup = self._super
         if sup is None:
             n_super = (self.n_blocks + SUPER - 1) // SUPER
-            # the dense rows again, padded to whole superblocks, so that a round gathers 8 blocks at a time
+            # the dense rows again, padded to whole superblocks, so that a round gathers a superblock's blocks at once
             padded = np.zeros((self.dense.shape[0], n_super, SUPER), np.uint8)
             padded.reshape(self.dense.shape[0], n_super * SUPER)[:, : self.n_blocks] = self.dense
             dense = padded.max(axis=2)
-            blocks = padded.view(np.uint64).reshape(self.dense.shape[0], n_super)  # one superblock's 8 maxima
+            blocks = padded.view(_word()).reshape(self.dense.shape[0], n_super)  # a superblock's maxima
             V = self.tb_indptr.shape[0] - 1
             sparse_terms = np.asarray(self.dense_row) < 0
             counts = np.zeros(V, np.int64)
             ids: List[np.ndarray] = []
             maxes: List[np.ndarray] = []
             starts: List[np.ndarray] = []
+            words: List[np.ndarray] = []
             idx_type = np.int32 if int(self.tb_block.shape[0]) < 2**31 else np.int64
             t0 = 0
             while t0 < V:  # groups of whole terms, about 2**24 entries each
@@ -229,9 +247,13 @@ class BlockMax:
                     st = np.flatnonzero(new)
                     term_of = np.repeat(np.arange(t0, t1), np.diff(self.tb_indptr[t0 : t1 + 1]))[st]
                     keep = sparse_terms[term_of]
+                    mx = np.asarray(self.tb_max[a:b])
                     ids.append(sb[st[keep]].astype(np.int32))
-                    maxes.append(np.maximum.reduceat(np.asarray(self.tb_max[a:b]), st)[keep])
+                    maxes.append(np.maximum.reduceat(mx, st)[keep])
                     starts.append((st[keep] + a).astype(idx_type))
+                    per = np.zeros((st.size, SUPER), np.uint8)  # each run's block maxima, by block in superblock
+                    per[np.cumsum(new) - 1, np.asarray(self.tb_block[a:b]) & (SUPER - 1)] = mx
+                    words.append(per.view(_word()).reshape(-1)[keep])
                     counts[t0:t1] = np.bincount(term_of[keep] - t0, minlength=t1 - t0)
                 t0 = t1
             indptr = np.zeros(V + 1, np.int64)
@@ -244,6 +266,7 @@ class BlockMax:
                 np.concatenate(ids) if ids else np.zeros(0, np.int32),
                 np.concatenate(maxes) if maxes else np.zeros(0, np.uint8),
                 np.concatenate(starts + [np.full(1, self.tb_block.shape[0], idx_type)]),
+                np.concatenate(words) if words else np.zeros(0, _word()),
             )
             self._super = sup
         return sup
@@ -309,14 +332,15 @@ class BlockMax:
     def expand(
         self, take: np.ndarray, qw: np.ndarray, found: "_SuperblockEntries"
     ) -> Tuple[np.ndarray, np.ndarray, Tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """The blocks of the superblocks ``take`` (ascending): (block ids, their bounds as float32, and the entries of
-        the terms without a dense row in those blocks as (term rank, place in the block ids, entry) triples)."""
+        """The blocks of the superblocks ``take`` (ascending): (block ids, their bounds as float32, and where the
+        terms without a dense row are in those superblocks, as (term rank, place in ``take``, superblock entry)
+        triples for :meth:`kept_entries`)."""
         sup = self.superblocks()
         n_take = take.size
         blk = (take[:, None] * SUPER + np.arange(SUPER)).ravel()  # past n_blocks in a partial last superblock: ub 0
         ub = np.zeros(blk.size, np.float32)
         if found.dense_at.size:
-            rows = sup.dense_blocks[found.dense_rows[:, None], take[None, :]].view(np.uint8)
+            rows = cells_of(sup.dense_blocks, found.dense_rows, take).view(np.uint8)
             part = np.empty(blk.size, np.float32)
             for row, q in zip(rows, qw[found.dense_at].tolist(), strict=True):
                 np.multiply(row, np.float32(q), out=part)
@@ -325,7 +349,7 @@ class BlockMax:
         cells = (none, none, none)
         if found.sb_of.size:
             m = found.sparse_at.size
-            if m * n_take * 8 < found.sb_of.size:  # a small round: search its superblocks in the query's keys
+            if m * n_take * PROBE_COST < found.sb_of.size:  # a small round: search its superblocks in the query's keys
                 probe = (np.arange(m, dtype=np.int64)[:, None] * sup.n_super + take[None, :]).ravel()
                 pos = np.minimum(np.searchsorted(found.keys, probe), found.keys.size - 1)
                 at = np.flatnonzero(found.keys[pos] == probe)
@@ -339,31 +363,44 @@ class BlockMax:
             if hit.size:
                 r = found.rank[hit]
                 e = hit + found.first[r]
-                st = np.asarray(sup.start[e]).astype(np.int64)
-                en = np.minimum(np.asarray(sup.start[e + 1]).astype(np.int64), found.hi[r])
-                n = en - st
-                idx = ranges(st, en)  # the block entries of (term, superblock)
-                r, ti = np.repeat(r, n), np.repeat(ti, n)
-                local = ti * SUPER + (np.asarray(self.tb_block[idx]) & (SUPER - 1))
-                w = np.asarray(self.tb_max[idx]) * qw[found.sparse_at].astype(np.float32)[r]
-                ub += np.bincount(local, weights=w, minlength=blk.size).astype(np.float32)
-                cells = (r, local, idx)
+                # the block maxima of each (term, superblock), times the term's weight, onto the superblock's blocks
+                per = np.asarray(sup.words[e]).view(np.uint8).reshape(hit.size, SUPER)
+                w = per * qw[found.sparse_at].astype(np.float32)[r][:, None]
+                local = (ti[:, None] * SUPER + np.arange(SUPER)).reshape(-1)
+                ub += np.bincount(local, weights=w.reshape(-1), minlength=blk.size).astype(np.float32)
+                cells = (r, ti, e)
         ub *= found.slack
         return blk, ub, cells
 
-    @staticmethod
     def kept_entries(
-        n_terms: int, keep: np.ndarray, n_blocks: int, cells: Tuple[np.ndarray, np.ndarray, np.ndarray]
+        self,
+        found: "_SuperblockEntries",
+        keep: np.ndarray,
+        n_blocks: int,
+        cells: Tuple[np.ndarray, np.ndarray, np.ndarray],
     ) -> np.ndarray:
         """[terms without a dense row, blocks ``keep`` of an :meth:`expand`'s ``n_blocks``]: each one's entry in each
-        block, -1 where it has none, from that expand's (term rank, place, entry) triples ``cells``."""
-        r, local, idx = cells
+        block, -1 where it has none, from that expand's (term rank, superblock place, superblock entry) triples
+        ``cells``: the block entries are looked up only in the superblocks that kept a block."""
+        r, ti, e = cells
+        out = np.full((found.sparse_at.size, keep.size), -1, np.int64)
+        if not r.size:
+            return out
         place = np.full(n_blocks, -1, np.int64)
         place[keep] = np.arange(keep.size)
+        used = np.zeros(n_blocks // SUPER, bool)
+        used[keep // SUPER] = True
+        ok = np.flatnonzero(used[ti])
+        r, ti, e = r[ok], ti[ok], e[ok]
+        sup = self.superblocks()
+        st = np.asarray(sup.start[e]).astype(np.int64)
+        en = np.minimum(np.asarray(sup.start[e + 1]).astype(np.int64), found.hi[r])
+        n = en - st
+        idx = ranges(st, en)  # the block entries of (term, superblock)
+        local = np.repeat(ti * SUPER, n) + (np.asarray(self.tb_block[idx]) & (SUPER - 1))
         p = place[local]
-        ok = np.flatnonzero(p >= 0)
-        out = np.full((n_terms, keep.size), -1, np.int64)
-        out[r[ok], p[ok]] = idx[ok]
+        hit = np.flatnonzero(p >= 0)
+        out[np.repeat(r, n)[hit], p[hit]] = idx[hit]
         return out
 
     def score_blocks(
@@ -390,7 +427,7 @@ class BlockMax:
         # postings are summed per document in query term order, as the exhaustive scan does
         entry = np.full((terms.size, sel.size), -1, np.int64)
         if found.dense_at.size:
-            entry[found.dense_at] = self.entry_map()[found.dense_rows[:, None], sel[None, :]]
+            entry[found.dense_at] = cells_of(self.entry_map(), found.dense_rows, sel)
         entry[found.sparse_at] = sparse_entry
         if theta > 0 and bounds is not None and terms.size >= SCREEN_MIN_TERMS and sel.size >= SCREEN_MIN_BLOCKS:
             keep = self._screen(sel, entry, qw, docs, weights, dequant, theta, bounds, accuracy)
@@ -576,7 +613,7 @@ class BlockMax:
         out = np.full((m, sel.size), -1, np.int64)
         if not found.keys.size:
             return out
-        if m * sel.size * 8 < found.keys.size:  # few probes: search them in the query's sorted keys
+        if m * sel.size * PROBE_COST < found.keys.size:  # few probes: search them in the query's sorted keys
             probe = (np.arange(m, dtype=np.int64)[:, None] * self.n_blocks + sel[None, :]).ravel()
             pos = np.minimum(np.searchsorted(found.keys, probe), found.keys.size - 1)
             hit = np.flatnonzero(found.keys[pos] == probe)
@@ -608,7 +645,7 @@ class BlockMax:
         seed: Tuple[np.ndarray, np.ndarray],
         accuracy: float = 1.0,
         first: int = 32,
-        grow: int = 4,
+        grow: int = 8,
         give_up: float = 0.25,
     ) -> Tuple[Optional[np.ndarray], np.ndarray, Dict[str, int]]:
         """:meth:`search` by superblocks.
@@ -644,7 +681,7 @@ class BlockMax:
             batch *= grow
             if keep.size:
                 sel = blk[keep]
-                ent = self.kept_entries(found.sparse_at.size, keep, blk.size, cells)
+                ent = self.kept_entries(found, keep, blk.size, cells)
                 bounds = ub[keep]
                 o, s, n = self.score_blocks(sel, ent, terms, qw, docs, weights, dequant, found, theta, bounds, accuracy)
                 ords, scores, theta = _merge_candidates(ords, scores, o, s, alive, k)
@@ -721,6 +758,7 @@ class _Superblocks(NamedTuple):
     ids: np.ndarray
     maxes: np.ndarray
     start: np.ndarray
+    words: np.ndarray
 
 
 def _merge_candidates(
