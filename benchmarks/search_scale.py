@@ -118,6 +118,11 @@ def index_dir(n_docs: int) -> Path:
     return SCALE_DIR / f"index-{n_docs}-{SHARD_DOCS}"
 
 
+def merge_info_path(n_docs: int) -> Path:
+    """The merge step's timings, per collection and shard size."""
+    return SCALE_DIR / (f"merge-{n_docs}.json" if SHARD_DOCS == 1_000_000 else f"merge-{n_docs}-{SHARD_DOCS}.json")
+
+
 def cmd_merge(args: argparse.Namespace) -> None:
     sizes = shard_sizes(args.docs)
     paths = [shard_dir(j) for j in range(len(sizes))]
@@ -140,7 +145,7 @@ def cmd_merge(args: argparse.Namespace) -> None:
         "shard_postings_s": [b["postings_s"] for b in builds],
         "shard_reorder_s": [b["reorder_s"] for b in builds],
     }
-    (out.parent / f"merge-{args.docs}.json").write_text(json.dumps(info, indent=1))
+    merge_info_path(args.docs).write_text(json.dumps(info, indent=1))
     print(json.dumps(info, indent=1))
 
 
@@ -242,7 +247,7 @@ def cmd_bench(args: argparse.Namespace) -> Dict[str, Any]:
     res["blocks_scored_fraction_mean"] = float(np.mean([s["blocks_scored"] / s["blocks"] for s in st]))
     res["gave_up_fraction"] = float(np.mean([s["gave_up"] for s in st]))
     res["rss_peak_gb"] = rss_gb()
-    mj = index_dir(args.docs).parent / f"merge-{args.docs}.json"
+    mj = merge_info_path(args.docs)
     if mj.is_file():
         res["build"] = json.loads(mj.read_text())
     out = Path(args.out)
