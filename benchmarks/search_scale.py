@@ -12,8 +12,9 @@ weights are comparable and merge without requantizing), reordered by graph bisec
 as long as the 1M benchmark's reordering) and saved. ``merge`` concatenates the saved shards term by term
 straight into memory-mapped files (never the whole collection in memory), builds the block-max structure over the
 merged postings and saves one index. ``bench`` memory-maps it and times exact and approximate block-max search
-and the exhaustive scan with the real SciFact queries; brute force is scipy's float64 dot product, one shard at a
-time, over the stored (dequantized) weights.
+and the exhaustive scan with the real SciFact queries, after one untimed pass over them (the page cache, as in a
+serving process; the major page faults while timing are reported); brute force is scipy's float64 dot product, one
+shard at a time, over the stored (dequantized) weights.
 
 The steps can run in two processes at once (``shards --step generate`` and ``shards --step index``; the second
 waits for each shard's corpus), and more index processes beside them (``--reverse``): a process claims a shard with a
