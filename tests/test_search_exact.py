@@ -261,7 +261,6 @@ def test_superblock_and_block_bounds_hold(real, dtype, blocks_per_super, monkeyp
     from splade_onnx.index import blocks
 
     monkeypatch.setattr(blocks, "SUPER", blocks_per_super)
-    monkeypatch.setattr(blocks, "_SUPER_SHIFT", blocks_per_super.bit_length() - 1)
     monkeypatch.setattr(blocks, "SUPERBLOCKS_MIN_BLOCKS", 0)
     SUPER = blocks_per_super
     docs, queries, V = real

@@ -49,7 +49,6 @@ SCREEN_HEAVY_TERMS = 12
 SCREEN_MIN_TERMS = 24
 SCREEN_MIN_BLOCKS = 16
 SCREEN_HEAVY_DIV = 4
-_SUPER_SHIFT = SUPER.bit_length() - 1
 # finding a round's entries: a binary search per (term, block) probe costs about this many passes over one entry
 PROBE_COST = 8
 
@@ -242,13 +241,14 @@ class BlockMax:
             starts: List[np.ndarray] = []
             words: List[np.ndarray] = []
             idx_type = np.int32 if int(self.tb_block.shape[0]) < 2**31 else np.int64
+            shift = SUPER.bit_length() - 1
             t0 = 0
             while t0 < V:  # groups of whole terms, about 2**24 entries each
                 t1 = int(np.searchsorted(self.tb_indptr, self.tb_indptr[t0] + (1 << 24), side="right")) - 1
                 t1 = min(V, max(t1, t0 + 1))
                 a, b = int(self.tb_indptr[t0]), int(self.tb_indptr[t1])
                 if b > a:
-                    sb = np.asarray(self.tb_block[a:b]) >> _SUPER_SHIFT
+                    sb = np.asarray(self.tb_block[a:b]) >> shift
                     new = np.ones(b - a, bool)  # runs of one term's entries in one superblock
                     new[1:] = sb[1:] != sb[:-1]
                     term_bounds = self.tb_indptr[t0 + 1 : t1] - a
